@@ -1,0 +1,3 @@
+from nemo_server.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""What every service shares. Imports no service (enforced by import-linter)."""
