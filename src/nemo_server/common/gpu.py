@@ -1,0 +1,460 @@
+"""The GPU lease client every GPU user calls (the protocol is in ARCHITECTURE.md).
+
+Foreground work holds a lease for the span of an `async with`:
+
+    async with client.lease("llm:smollm2", priority=Priority.FOREGROUND, vram_mb=300) as lease:
+        ...
+
+Background jobs run in units with `run_preemptible`, which yields the GPU between units when a
+higher-priority request needs the VRAM and resumes when the lease is granted again.
+
+`HttpLeaseClient` talks to the coordinator service; `LocalLeaseClient` runs the same state
+machine in this process (for unit tests, and as a stand-in when no coordinator is configured).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+
+from nemo_server.common.auth import SYSTEM_PRINCIPAL, InternalTokenCodec
+from nemo_server.common.errors import NemoError, ServiceUnavailable, error_for_status
+from nemo_server.common.gpu_state import (
+    LeaseBackend,
+    LeaseLost,
+    MemoryLeaseBackend,
+    OverBudget,
+    Priority,
+    StateConfig,
+    UnknownLease,
+    wait_view,
+)
+from nemo_server.common.settings import CommonSettings
+
+__all__ = [
+    "HttpLeaseClient",
+    "Lease",
+    "LeaseClient",
+    "LeaseLost",
+    "LocalLeaseClient",
+    "OverBudget",
+    "PreemptibleResult",
+    "Priority",
+    "run_preemptible",
+]
+
+log = logging.getLogger("nemo.gpu")
+
+# Longest single long-poll; a request waiting longer simply polls again.
+LONG_POLL_S = 20.0
+
+
+class LeaseTransport(Protocol):
+    """The six lease operations, over HTTP or in process. Views as in `gpu_state`."""
+
+    async def acquire(
+        self, holder: str, priority: str, vram_mb: int, ttl_s: float, wait_s: float
+    ) -> dict[str, Any]: ...
+
+    async def poll(self, lease_id: str, wait_s: float) -> dict[str, Any]: ...
+
+    async def heartbeat(self, lease_id: str, token: int, wait_s: float) -> dict[str, Any]: ...
+
+    async def validate(self, lease_id: str, token: int) -> dict[str, Any]: ...
+
+    async def release(self, lease_id: str, token: int) -> None: ...
+
+    async def cancel(self, lease_id: str) -> None: ...
+
+
+class Lease:
+    """A granted lease. `preempt_requested` is kept fresh by a background heartbeat task."""
+
+    def __init__(
+        self, transport: LeaseTransport, view: dict[str, Any], ttl_s: float, sent_at: float
+    ) -> None:
+        self.id: str = view["id"]
+        self.token: int = int(view["token"])
+        self.holder: str = view["holder"]
+        self.vram_mb: int = int(view["vram_mb"])
+        self.priority = Priority(view.get("priority", Priority.FOREGROUND))
+        self.ttl_s = ttl_s
+        self._transport = transport
+        self._preempt = asyncio.Event()
+        self._lost: LeaseLost | None = None
+        self._released = False
+        # Local validity: the coordinator cannot have expired the lease before this instant,
+        # so a holder cut off from the coordinator stops on its own (self-fencing).
+        self._valid_until = sent_at + _remaining(view)
+        if view.get("preempt_requested"):
+            self._preempt.set()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def preempt_requested(self) -> bool:
+        """True once the coordinator asked this holder to yield (or the lease was lost)."""
+        return self._preempt.is_set()
+
+    @property
+    def lost(self) -> bool:
+        """True when the lease is known lost, or could have expired without a heartbeat."""
+        return self._lost is not None or time.monotonic() >= self._valid_until
+
+    async def wait_preempted(self) -> None:
+        """Return when pre-emption is requested (or the lease is lost)."""
+        await self._preempt.wait()
+
+    def check(self) -> None:
+        """Raise `LeaseLost` if the lease is lost or may have expired (no coordinator call)."""
+        if self._lost is not None:
+            raise self._lost
+        if time.monotonic() >= self._valid_until:
+            self._lose(LeaseLost(f"lease {self.id}: no heartbeat acknowledged within its TTL"))
+            raise self._lost  # type: ignore[misc]
+
+    async def validate(self) -> None:
+        """Ask the coordinator whether this token is still live; raise `LeaseLost` if not."""
+        self.check()
+        try:
+            await self._transport.validate(self.id, self.token)
+        except (LeaseLost, UnknownLease) as exc:
+            self._lose(exc if isinstance(exc, LeaseLost) else LeaseLost(exc.message))
+            raise self._lost from None  # type: ignore[misc]
+
+    def _lose(self, exc: LeaseLost) -> None:
+        if self._lost is None:
+            self._lost = exc
+            log.warning("lease %s of %s lost: %s", self.id, self.holder, exc.message)
+        self._preempt.set()
+
+    def _start(self) -> None:
+        self._task = asyncio.create_task(self._heartbeats(), name=f"lease-heartbeat-{self.id}")
+
+    async def _heartbeats(self) -> None:
+        interval = max(0.2, self.ttl_s / 3)
+        while not self._released and self._lost is None:
+            sent = time.monotonic()
+            # Long-poll until pre-emption is requested; once it is, plain heartbeats.
+            wait_s = 0.0 if self._preempt.is_set() else interval
+            try:
+                view = await self._transport.heartbeat(self.id, self.token, wait_s)
+            except (LeaseLost, UnknownLease) as exc:
+                self._lose(exc if isinstance(exc, LeaseLost) else LeaseLost(exc.message))
+                return
+            except NemoError as exc:
+                if time.monotonic() >= self._valid_until:
+                    self._lose(LeaseLost(f"lease {self.id}: coordinator unreachable: {exc}"))
+                    return
+                await asyncio.sleep(min(0.5, interval))
+                continue
+            self._valid_until = sent + _remaining(view)
+            if view.get("preempt_requested"):
+                self._preempt.set()
+                await asyncio.sleep(interval)
+
+    async def release(self) -> None:
+        """Give the lease back (idempotent); errors are logged, never raised."""
+        if self._released:
+            return
+        self._released = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        if self._lost is not None:
+            return
+        try:
+            await self._transport.release(self.id, self.token)
+        except NemoError as exc:
+            log.warning("release of lease %s failed: %s", self.id, exc.message)
+
+
+def _remaining(view: dict[str, Any]) -> float:
+    if "expires_at" in view and "now" in view:
+        return float(view["expires_at"]) - float(view["now"])
+    return float(view.get("ttl_s", 0.0))
+
+
+class LeaseClient:
+    """Acquires leases over a transport; see the module docstring."""
+
+    def __init__(self, transport: LeaseTransport) -> None:
+        self.transport = transport
+
+    async def acquire(
+        self,
+        holder: str,
+        *,
+        priority: Priority | str = Priority.FOREGROUND,
+        vram_mb: int,
+        ttl_s: float = 30.0,
+        wait_timeout_s: float | None = 60.0,
+    ) -> Lease:
+        """Wait for a lease (forever when `wait_timeout_s` is None); start its heartbeats.
+
+        Raises `ServiceUnavailable` ("GPU busy") on timeout, `OverBudget` (409) when `vram_mb`
+        exceeds the whole budget, `ServiceUnavailable` when the coordinator is unreachable.
+        """
+        started = time.monotonic()
+        deadline = None if wait_timeout_s is None else started + wait_timeout_s
+
+        def wait_s() -> float:
+            if deadline is None:
+                return LONG_POLL_S
+            return max(0.0, min(LONG_POLL_S, deadline - time.monotonic()))
+
+        sent = time.monotonic()
+        view = await self.transport.acquire(holder, str(priority), vram_mb, ttl_s, wait_s())
+        try:
+            while view["state"] == "waiting":
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise ServiceUnavailable(
+                        f"GPU busy: no lease for {holder!r} ({vram_mb} MB) within "
+                        f"{wait_timeout_s:g} s",
+                        code="gpu_busy",
+                    )
+                sent = time.monotonic()
+                view = await self.transport.poll(view["id"], wait_s())
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.transport.cancel(view["id"]))
+            raise
+        if view["state"] != "granted":
+            raise ServiceUnavailable(f"lease request for {holder!r} ended: {view['state']}")
+        lease = Lease(self.transport, view, float(view.get("ttl_s", ttl_s)), sent)
+        lease._start()
+        return lease
+
+    @asynccontextmanager
+    async def lease(
+        self,
+        holder: str,
+        *,
+        priority: Priority | str = Priority.FOREGROUND,
+        vram_mb: int,
+        ttl_s: float = 30.0,
+        wait_timeout_s: float | None = 60.0,
+    ) -> AsyncIterator[Lease]:
+        """Hold a lease for the body of an `async with`; released on exit."""
+        lease = await self.acquire(
+            holder, priority=priority, vram_mb=vram_mb, ttl_s=ttl_s, wait_timeout_s=wait_timeout_s
+        )
+        try:
+            yield lease
+        finally:
+            await lease.release()
+
+    async def aclose(self) -> None:
+        close = getattr(self.transport, "aclose", None)
+        if close is not None:
+            await close()
+
+
+class _BackendTransport:
+    """Lease operations straight on a `LeaseBackend` (no HTTP)."""
+
+    def __init__(self, backend: LeaseBackend) -> None:
+        self.backend = backend
+
+    async def acquire(
+        self, holder: str, priority: str, vram_mb: int, ttl_s: float, wait_s: float
+    ) -> dict[str, Any]:
+        view = await self.backend.acquire(holder, priority, vram_mb, ttl_s)
+        return await self.poll(view["id"], wait_s)
+
+    async def poll(self, lease_id: str, wait_s: float) -> dict[str, Any]:
+        return await wait_view(
+            self.backend,
+            lambda: self.backend.get(lease_id),
+            lambda v: v["state"] != "waiting",
+            wait_s,
+        )
+
+    async def heartbeat(self, lease_id: str, token: int, wait_s: float) -> dict[str, Any]:
+        await self.backend.heartbeat(lease_id, token)
+        return await wait_view(
+            self.backend,
+            lambda: self.backend.validate(lease_id, token),
+            lambda v: bool(v["preempt_requested"]),
+            wait_s,
+        )
+
+    async def validate(self, lease_id: str, token: int) -> dict[str, Any]:
+        return await self.backend.validate(lease_id, token)
+
+    async def release(self, lease_id: str, token: int) -> None:
+        await self.backend.release(lease_id, token)
+
+    async def cancel(self, lease_id: str) -> None:
+        await self.backend.cancel(lease_id)
+
+
+class LocalLeaseClient(LeaseClient):
+    """The lease protocol in this process, over the in-memory state machine.
+
+    With the default (very large) budget it is a no-op stand-in: every lease is granted at once.
+    """
+
+    def __init__(
+        self,
+        budget_mb: int = 1 << 30,
+        *,
+        grace_s: float = 10.0,
+        ageing_s: float = 60.0,
+        backend: LeaseBackend | None = None,
+    ) -> None:
+        self.backend: LeaseBackend = backend or MemoryLeaseBackend(
+            StateConfig(budget_mb=budget_mb, grace_s=grace_s, ageing_s=ageing_s)
+        )
+        super().__init__(_BackendTransport(self.backend))
+
+
+class HttpTransport:
+    """Lease operations against the coordinator's `/internal/v1/leases` API."""
+
+    def __init__(
+        self,
+        base_url: str,
+        codec: InternalTokenCodec,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._codec = codec
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            timeout=httpx.Timeout(LONG_POLL_S + 10.0, connect=2.0),
+            transport=transport,
+        )
+
+    async def _call(self, method: str, path: str, **kw: Any) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {self._codec.mint(SYSTEM_PRINCIPAL)}"}
+        try:
+            response = await self._http.request(method, path, headers=headers, **kw)
+        except httpx.TransportError as exc:
+            raise ServiceUnavailable(f"GPU coordinator is unavailable: {exc}") from None
+        if response.status_code >= 400:
+            raise _error(response)
+        return response.json() if response.content else {}
+
+    async def acquire(
+        self, holder: str, priority: str, vram_mb: int, ttl_s: float, wait_s: float
+    ) -> dict[str, Any]:
+        body = {
+            "holder": holder,
+            "priority": priority,
+            "vram_mb": vram_mb,
+            "ttl_s": ttl_s,
+            "wait_s": wait_s,
+        }
+        return await self._call("POST", "/internal/v1/leases", json=body)
+
+    async def poll(self, lease_id: str, wait_s: float) -> dict[str, Any]:
+        return await self._call("GET", f"/internal/v1/leases/{lease_id}", params={"wait_s": wait_s})
+
+    async def heartbeat(self, lease_id: str, token: int, wait_s: float) -> dict[str, Any]:
+        body = {"token": token, "wait_s": wait_s}
+        return await self._call("POST", f"/internal/v1/leases/{lease_id}/heartbeat", json=body)
+
+    async def validate(self, lease_id: str, token: int) -> dict[str, Any]:
+        body = {"token": token}
+        return await self._call("POST", f"/internal/v1/leases/{lease_id}/validate", json=body)
+
+    async def release(self, lease_id: str, token: int) -> None:
+        body = {"token": token}
+        await self._call("POST", f"/internal/v1/leases/{lease_id}/release", json=body)
+
+    async def cancel(self, lease_id: str) -> None:
+        await self._call("DELETE", f"/internal/v1/leases/{lease_id}")
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+
+def _error(response: httpx.Response) -> NemoError:
+    message, param, code = f"GPU coordinator answered {response.status_code}", None, None
+    try:
+        err = response.json().get("error", {})
+        message, param, code = err.get("message") or message, err.get("param"), err.get("code")
+    except (ValueError, AttributeError):
+        pass
+    if code == "lease_lost":
+        return LeaseLost(message, param=param)
+    if code == "unknown_lease":
+        return UnknownLease(message, param=param)
+    if code == "over_budget":
+        return OverBudget(message, param=param)
+    return error_for_status(response.status_code, message, param=param)
+
+
+class HttpLeaseClient(LeaseClient):
+    """The real client: talks to the coordinator over HTTP with internal tokens."""
+
+    def __init__(self, base_url: str, codec: InternalTokenCodec, **kw: Any) -> None:
+        super().__init__(HttpTransport(base_url, codec, **kw))
+
+    @classmethod
+    def for_settings(
+        cls, settings: CommonSettings, codec: InternalTokenCodec | None = None, **kw: Any
+    ) -> HttpLeaseClient:
+        """A client for the coordinator named in `settings` (its seed port by default)."""
+        if codec is None:
+            codec = InternalTokenCodec(
+                settings.secrets().get("internal_key"), ttl_s=settings.internal_token_ttl_s
+            )
+        return cls(settings.url_for("coordinator"), codec, **kw)
+
+
+@dataclass
+class PreemptibleResult:
+    """What a `run_preemptible` loop did."""
+
+    units: int = 0
+    preemptions: int = 0
+    leases_lost: int = 0
+
+
+async def run_preemptible(
+    client: LeaseClient,
+    holder: str,
+    unit: Callable[[Lease], Awaitable[bool]],
+    *,
+    priority: Priority | str = Priority.BACKGROUND,
+    vram_mb: int,
+    ttl_s: float = 30.0,
+    wait_timeout_s: float | None = None,
+) -> PreemptibleResult:
+    """Run `unit(lease)` until it returns False, yielding the GPU whenever asked to.
+
+    Between units, if pre-emption was requested, the lease is released and a new one requested
+    (queued by priority); work resumes when it is granted. No unit starts without a live lease.
+    A unit that raises `LeaseLost` (its checkpoint was refused) is run again under a new lease,
+    so units must be idempotent from their last checkpoint.
+    """
+    result = PreemptibleResult()
+    while True:
+        lease = await client.acquire(
+            holder, priority=priority, vram_mb=vram_mb, ttl_s=ttl_s, wait_timeout_s=wait_timeout_s
+        )
+        try:
+            while True:
+                lease.check()
+                more = await unit(lease)
+                result.units += 1
+                if not more:
+                    return result
+                if lease.preempt_requested:
+                    lease.check()  # lost rather than asked to yield: counted below
+                    result.preemptions += 1
+                    break
+        except LeaseLost:
+            result.leases_lost += 1
+        finally:
+            await lease.release()
