@@ -176,7 +176,11 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    codes = {404: ("not_found_error", "not_found"), 405: ("invalid_request_error", "method_not_allowed")}
+    codes = {
+        404: ("not_found_error", "not_found"),
+        405: ("invalid_request_error", "method_not_allowed"),
+        413: ("invalid_request_error", "payload_too_large"),
+    }
     type_, code = codes.get(exc.status_code, ("invalid_request_error", "http_error"))
     message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
     if exc.status_code == 404 and message == "Not Found":

@@ -225,7 +225,9 @@ class LeaseState:
         entry = self.entries.get(lease_id)
         if entry is None:
             return self._ended_view(lease_id)
-        if entry.state == "waiting":
+        # Refresh a waiting request's liveness only past half its TTL, so frequent polls
+        # (long polling on Redis) mostly read without writing.
+        if entry.state == "waiting" and entry.expires_at - now < entry.ttl_s / 2:
             entry.expires_at = now + entry.ttl_s
         return _view(entry)
 

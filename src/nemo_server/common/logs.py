@@ -41,5 +41,7 @@ def configure_logging(service: str, level: str = "INFO", json_lines: bool = Fals
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    for name in ("alembic", "httpx", "httpcore"):
+        logging.getLogger(name).setLevel(max(root.level, logging.WARNING))
     # Access logs are replaced by our own request log line (with the request id).
     logging.getLogger("uvicorn.access").disabled = True

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from nemo_server.common.auth import InternalTokenCodec, bearer_token
 from nemo_server.common.context import REQUEST_ID_HEADER, request_id_var
@@ -29,8 +30,12 @@ PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 _access = logging.getLogger("nemo.access")
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _BodyTooLarge(StarletteHTTPException):
+    """Raised from `receive` mid-body. An HTTPException so FastAPI's body parsing re-raises it
+    as it is instead of turning it into a 400."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body is larger than the limit of {limit} bytes")
 
 
 class HttpMetrics:
@@ -172,7 +177,7 @@ class ServiceMiddleware:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_body_bytes:
-                    raise _BodyTooLarge
+                    raise _BodyTooLarge(self.max_body_bytes)
             return message
 
         return wrapped

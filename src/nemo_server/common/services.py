@@ -29,6 +29,8 @@ class ServiceSpec:
 
     def exists(self) -> bool:
         """True when this checkout ships the service (its app module is importable)."""
+        if importlib.util.find_spec(self.package) is None:
+            return False
         return importlib.util.find_spec(f"{self.package}.app") is not None
 
 

@@ -49,6 +49,10 @@ class CommonSettings(BaseSettings):
         default_factory=dict,
         description='Base URL per service, JSON (`{"llm": "http://llm:8001"}`); default 127.0.0.1 at the seed port.',
     )
+    port_offset: int = Field(
+        default=0, ge=0, le=50000,
+        description="Added to every seed port (run a second platform beside the first).",
+    )
     log_level: str = Field(default="INFO", description="Python logging level for every service.")
     log_json: bool = Field(default=False, description="Write logs as JSON lines instead of text.")
     internal_token_ttl_s: int = Field(
@@ -64,7 +68,11 @@ class CommonSettings(BaseSettings):
         """Base URL of another service."""
         if service in self.service_urls:
             return self.service_urls[service].rstrip("/")
-        return f"http://127.0.0.1:{SERVICES[service].port}"
+        return f"http://127.0.0.1:{self.port_of(service)}"
+
+    def port_of(self, service: str) -> int:
+        """The port a service listens on here: its seed port plus the offset."""
+        return SERVICES[service].port + self.port_offset
 
     def secrets(self) -> Secrets:
         return Secrets(self.secrets_dir, self.data_dir / "secrets")

@@ -1,0 +1,1 @@
+"""The API gateway: the only public door (users, JWT and API keys, rate limits, routing)."""

@@ -1,0 +1,206 @@
+"""Forwarding to the owning service: plain requests, streamed responses, uploads, WebSockets.
+
+The path is forwarded unchanged. The client's credentials and any identity headers it sent are
+dropped; the gateway adds a short-lived internal token naming the user and roles, and the
+request id. Bodies stream both ways without buffering, so SSE tokens reach the client as the
+service writes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+import httpx
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import StreamingResponse
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from nemo_server.common.auth import InternalTokenCodec, Principal
+from nemo_server.common.context import REQUEST_ID_HEADER, request_id_var
+from nemo_server.common.errors import ServiceUnavailable, UpstreamTimeout
+from nemo_server.common.settings import CommonSettings
+
+log = logging.getLogger("nemo.gateway.proxy")
+
+# Public path prefix -> owning service (ARCHITECTURE.md). Longest prefix first.
+ROUTES: tuple[tuple[str, str], ...] = (
+    ("/v1/chat/completions", "llm"),
+    ("/v1/completions", "llm"),
+    ("/v1/models", "llm"),
+    ("/v1/conversations", "llm"),
+    ("/v1/llm", "llm"),
+    ("/v1/gpu", "coordinator"),
+    ("/v1/audio", "transcription"),
+    ("/v1/transcriptions", "transcription"),
+    ("/v1/embeddings", "rag"),
+    ("/v1/rag", "rag"),
+    ("/v1/emotion", "emotion"),
+    ("/v1/ml", "ml"),
+    ("/v1/insights", "insights"),
+)
+ADMIN_ONLY = frozenset({"coordinator"})
+
+_HOP_BY_HOP = frozenset(
+    {
+        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
+        "trailer", "trailers", "transfer-encoding", "upgrade", "host", "authorization",
+        "cookie", "content-length",
+    }
+)
+# Identity headers a client could send hoping a service trusts them.
+_IDENTITY_PREFIXES = ("x-nemo-", "x-user", "x-forwarded-user", "x-auth", "x-remote-user")
+
+
+def owner_of(path: str) -> str | None:
+    """The service owning a public path, or None."""
+    for prefix, service in ROUTES:
+        if path == prefix or path.startswith(prefix + "/"):
+            return service
+    return None
+
+
+def _forward_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    out = []
+    for key, value in headers:
+        name = key.decode("latin-1").lower()
+        if name in _HOP_BY_HOP or name.startswith(_IDENTITY_PREFIXES) or name.startswith("sec-websocket"):
+            continue
+        out.append((key, value))
+    return out
+
+
+class Proxy:
+    def __init__(
+        self,
+        settings: CommonSettings,
+        codec: InternalTokenCodec,
+        *,
+        connect_timeout_s: float,
+        read_timeout_s: float,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.settings = settings
+        self.codec = codec
+        self.read_timeout_s = read_timeout_s
+        self.connect_timeout_s = connect_timeout_s
+        self._http = httpx.AsyncClient(
+            timeout=httpx.Timeout(read_timeout_s, connect=connect_timeout_s, write=read_timeout_s),
+            limits=httpx.Limits(max_connections=512, max_keepalive_connections=128),
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    def _internal_headers(self, principal: Principal) -> dict[str, str]:
+        headers = {"authorization": f"Bearer {self.codec.mint(principal)}"}
+        request_id = request_id_var.get()
+        if request_id:
+            headers[REQUEST_ID_HEADER.lower()] = request_id
+        return headers
+
+    async def forward(self, request: Request, service: str, principal: Principal) -> StreamingResponse:
+        url = self.settings.url_for(service) + request.url.path
+        if request.url.query:
+            url += "?" + request.url.query
+        headers = _forward_headers(request.headers.raw)
+        headers += [(k.encode(), v.encode()) for k, v in self._internal_headers(principal).items()]
+        client = request.client.host if request.client else ""
+        headers.append((b"x-forwarded-for", client.encode()))
+        length = request.headers.get("content-length")
+        if length is not None:
+            headers.append((b"content-length", length.encode()))
+        has_body = request.method not in ("GET", "HEAD", "OPTIONS", "DELETE") or length not in (None, "0")
+        upstream = self._http.build_request(
+            request.method,
+            url,
+            headers=headers,
+            content=request.stream() if has_body else None,
+        )
+        try:
+            response = await self._http.send(upstream, stream=True)
+        except httpx.TimeoutException:
+            raise UpstreamTimeout(f"service '{service}' did not answer in time") from None
+        except httpx.TransportError:
+            raise ServiceUnavailable(f"service '{service}' is unavailable", param=service) from None
+        return StreamingResponse(
+            _relay(response),
+            status_code=response.status_code,
+            headers={
+                k: v for k, v in response.headers.items()
+                if k.lower() not in _HOP_BY_HOP and k.lower() != "x-request-id"
+            },
+            background=BackgroundTask(response.aclose),
+        )
+
+    async def forward_websocket(self, websocket: WebSocket, service: str, principal: Principal) -> None:
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import ConnectionClosed, InvalidHandshake
+
+        base = self.settings.url_for(service).replace("http://", "ws://").replace("https://", "wss://")
+        url = base + websocket.url.path + (f"?{websocket.url.query}" if websocket.url.query else "")
+        try:
+            upstream = await connect(
+                url,
+                additional_headers=self._internal_headers(principal),
+                open_timeout=self.connect_timeout_s,
+                max_size=None,
+            )
+        except (OSError, InvalidHandshake, TimeoutError) as exc:
+            log.warning("websocket to %s failed: %s", service, exc)
+            await websocket.close(code=1011, reason=f"service '{service}' is unavailable")
+            return
+        await websocket.accept()
+
+        async def client_to_service() -> None:
+            try:
+                while True:
+                    message = await websocket.receive()
+                    if message["type"] == "websocket.disconnect":
+                        break
+                    if message.get("bytes") is not None:
+                        await upstream.send(message["bytes"])
+                    elif message.get("text") is not None:
+                        await upstream.send(message["text"])
+            finally:
+                await upstream.close()
+
+        async def service_to_client() -> None:
+            try:
+                async for data in upstream:
+                    if isinstance(data, bytes):
+                        await websocket.send_bytes(data)
+                    else:
+                        await websocket.send_text(data)
+            except ConnectionClosed:
+                pass
+            close_code = upstream.close_code or 1000
+            try:
+                await websocket.close(code=close_code if close_code != 1006 else 1011)
+            except RuntimeError:
+                pass  # already closed by the client
+
+        tasks = [asyncio.create_task(client_to_service()), asyncio.create_task(service_to_client())]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        except WebSocketDisconnect:
+            pass
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await upstream.close()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+
+async def _relay(response: httpx.Response) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in response.aiter_raw():
+            yield chunk
+    except httpx.ReadTimeout:
+        log.warning("upstream stream timed out")
+    except httpx.TransportError as exc:
+        log.warning("upstream stream broke: %s", exc)

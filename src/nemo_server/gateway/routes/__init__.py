@@ -1,0 +1,1 @@
+"""Routers of the gateway: its own endpoints, then the proxy to every service."""
