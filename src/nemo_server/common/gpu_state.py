@@ -319,6 +319,7 @@ class LeaseState:
             "token": gone["token"],
             "holder": gone["holder"],
             "vram_mb": gone["vram_mb"],
+            "priority": gone.get("priority"),
             "preempt_requested": False,
         }
 
@@ -344,6 +345,7 @@ class LeaseState:
             "token": entry.token,
             "holder": entry.holder,
             "vram_mb": entry.vram_mb,
+            "priority": entry.priority,
         }
         if entry.state == "granted":
             stats = self._holder(entry.holder, now)

@@ -1,0 +1,1 @@
+"""GPU coordinator: VRAM-aware leases with priorities, pre-emption and fencing (port 8002)."""
