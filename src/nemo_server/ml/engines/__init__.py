@@ -1,0 +1,1 @@
+"""Engines of the ML service: each heavy library is imported lazily inside its module's functions."""
