@@ -88,7 +88,7 @@ class TranscriptionSettings(ServiceSettings):
     )
     gpu_vram_mb: int = Field(default=1000, ge=1, description="VRAM asked for an ASR lease (MiB).")
     stream_silence_s: float = Field(
-        default=0.6, gt=0, description="Live: silence that closes an utterance (final segment)."
+        default=0.5, gt=0, description="Live: silence that closes an utterance (final segment)."
     )
     stream_max_utterance_s: float = Field(
         default=15.0, gt=1, description="Live: longest utterance before it is cut into a final."

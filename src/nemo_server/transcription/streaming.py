@@ -82,6 +82,7 @@ class LiveSession:
         self._silence = 0  # trailing silent samples in the open utterance
         self._last_speech_at = 0.0  # clock when the last speech frame arrived
         self._since_partial = 0
+        self._last_speaker: str | None = None
         self.finals: list[Segment] = []
         self.delays: list[float] = []
 
@@ -164,7 +165,11 @@ class LiveSession:
         self._utterance = []
         offset = self._utt_start / SAMPLE_RATE
         segments = [s.shifted(offset) for s in self._recognise(audio, partial=False)]
-        speaker = self.speakers.label(self.embedder.embed(audio)) if self.embedder else None
+        speaker = None
+        if self.embedder is not None:
+            # Too short to embed: most likely the previous speaker still talking.
+            speaker = self.speakers.label(self.embedder.embed(audio)) or self._last_speaker
+            self._last_speaker = speaker
         for s in segments:
             s.speaker = speaker
             for w in s.words:
