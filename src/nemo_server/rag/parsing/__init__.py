@@ -1,0 +1,1 @@
+"""Turning uploads into structured blocks: detection, text formats, sandboxed PDF/DOCX."""
