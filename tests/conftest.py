@@ -14,7 +14,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from nemo_server.common.settings import CommonSettings  # noqa: E402
+from nemo_server.common.settings import CommonSettings
 
 REDIS_URL = os.environ.get("NEMO_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 POSTGRES_URL = os.environ.get(
@@ -43,7 +43,11 @@ def _need(service: str, host: str, port: int) -> None:
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh NEMO_DATA_DIR for one test; service env vars from the host are cleared."""
     for key in list(os.environ):
-        if key.startswith("NEMO_") and key not in ("NEMO_REQUIRE_SERVICES",) and not key.startswith("NEMO_TEST_"):
+        if (
+            key.startswith("NEMO_")
+            and key not in ("NEMO_REQUIRE_SERVICES",)
+            and not key.startswith("NEMO_TEST_")
+        ):
             monkeypatch.delenv(key, raising=False)
     path = tmp_path / "nemo-data"
     monkeypatch.setenv("NEMO_DATA_DIR", str(path))

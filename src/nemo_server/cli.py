@@ -7,6 +7,7 @@ import logging
 import secrets
 import sys
 import time
+from pathlib import Path
 from typing import Annotated
 
 import httpx
@@ -29,7 +30,9 @@ console = Console(stderr=True)
 def serve(
     service: Annotated[str, typer.Argument(help="Service to run, e.g. gateway.")],
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int | None, typer.Option(help="Port (default: the service's seed port).")] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port (default: the service's seed port).")
+    ] = None,
 ) -> None:
     """Run one service in this process (what `nemo up` runs for each service)."""
     import uvicorn
@@ -54,8 +57,12 @@ def serve(
 
 @app.command()
 def up(
-    only: Annotated[str | None, typer.Option(help="Comma-separated subset, e.g. gateway,llm.")] = None,
-    host: Annotated[str, typer.Option(help="Address to listen on (127.0.0.1 keeps it local).")] = "127.0.0.1",
+    only: Annotated[
+        str | None, typer.Option(help="Comma-separated subset, e.g. gateway,llm.")
+    ] = None,
+    host: Annotated[
+        str, typer.Option(help="Address to listen on (127.0.0.1 keeps it local).")
+    ] = "127.0.0.1",
     quiet: Annotated[bool, typer.Option(help="Do not echo service logs to the console.")] = False,
 ) -> None:
     """Start every installed service as its own supervised process."""
@@ -69,24 +76,36 @@ def up(
         wanted = {name.strip() for name in only.split(",") if name.strip()}
         unknown = wanted - set(SERVICES)
         if unknown:
-            raise typer.BadParameter(f"unknown service(s): {', '.join(sorted(unknown))}", param_hint="--only")
+            raise typer.BadParameter(
+                f"unknown service(s): {', '.join(sorted(unknown))}", param_hint="--only"
+            )
         missing = wanted - {s.name for s in specs}
         if missing:
-            raise typer.BadParameter(f"not installed: {', '.join(sorted(missing))}", param_hint="--only")
+            raise typer.BadParameter(
+                f"not installed: {', '.join(sorted(missing))}", param_hint="--only"
+            )
         specs = [s for s in specs if s.name in wanted]
     common.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _log_to_file(common.data_dir / "logs" / "supervisor.log")
     password = _bootstrap_admin() if any(s.name == "gateway" for s in specs) else None
-    supervisor = Supervisor(specs, host, common.data_dir / "logs", common.port_offset, echo=not quiet)
+    supervisor = Supervisor(
+        specs, host, common.data_dir / "logs", common.port_offset, echo=not quiet
+    )
     supervisor.start()
     _wait_healthy(specs, host)
     url_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     has_gateway = any(s.name == "gateway" for s in specs)
     gateway_port = common.port_of("gateway")
-    lines = [f"Nemo Server is up: http://{url_host}:{gateway_port}" if has_gateway
-             else "Services started (no gateway)."]
+    lines = [
+        f"Nemo Server is up: http://{url_host}:{gateway_port}"
+        if has_gateway
+        else "Services started (no gateway)."
+    ]
     lines.append(f"Data: {common.data_dir}   Logs: {common.data_dir / 'logs'}")
     if password:
-        lines.append(f"Admin account created: user [bold]admin[/bold], password [bold]{password}[/bold]")
+        lines.append(
+            f"Admin account created: user [bold]admin[/bold], password [bold]{password}[/bold]"
+        )
         lines.append("This password is shown once. Log in with `nemo login`.")
     else:
         lines.append("Log in with `nemo login` (or an API key as a Bearer token).")
@@ -94,6 +113,17 @@ def up(
     console.print(Panel("\n".join(lines), title="nemo up"))
     supervisor.wait()
     console.print("stopped")
+
+
+def _log_to_file(path: Path) -> None:
+    """Supervisor events (starts, crashes, restarts) also go to the data dir."""
+    from nemo_server.common.context import RequestIdFilter
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path)
+    handler.addFilter(RequestIdFilter())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger("nemo").addHandler(handler)
 
 
 def _bootstrap_admin() -> str | None:
@@ -132,7 +162,9 @@ def _wait_healthy(specs: list, host: str, timeout_s: float = 120.0) -> None:
                 pending.discard(name)
         time.sleep(0.3)
     if pending:
-        console.print(f"[yellow]still starting after {timeout_s:.0f}s: {', '.join(sorted(pending))}[/yellow]")
+        console.print(
+            f"[yellow]still starting after {timeout_s:.0f}s: {', '.join(sorted(pending))}[/yellow]"
+        )
 
 
 @app.command()
@@ -146,7 +178,9 @@ def status() -> None:
         state, detail = _probe(url)
         all_ok &= state == "healthy"
         color = {"healthy": "green", "down": "red"}.get(state, "yellow")
-        table.add_row(spec.name, str(common.port_of(spec.name)), url, f"[{color}]{state}[/{color}]", detail)
+        table.add_row(
+            spec.name, str(common.port_of(spec.name)), url, f"[{color}]{state}[/{color}]", detail
+        )
     Console().print(table)
     raise typer.Exit(0 if all_ok else 1)
 
@@ -160,7 +194,9 @@ def login(
     from nemo_server.commands.http import fail_on_error, gateway_url, save_credentials
 
     response = httpx.post(
-        f"{gateway_url()}/v1/auth/token", data={"username": username, "password": password}, timeout=30
+        f"{gateway_url()}/v1/auth/token",
+        data={"username": username, "password": password},
+        timeout=30,
     )
     fail_on_error(response)
     save_credentials(response.json())
@@ -194,7 +230,9 @@ def user_list() -> None:
     service, db = _auth_service()
     table = Table("id", "username", "role", "disabled", "created")
     for user in service.store.list_users():
-        table.add_row(user.id, user.username, user.role, str(user.disabled), str(user.created_at)[:19])
+        table.add_row(
+            user.id, user.username, user.role, str(user.disabled), str(user.created_at)[:19]
+        )
     db.dispose()
     Console().print(table)
 

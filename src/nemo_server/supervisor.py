@@ -39,7 +39,13 @@ class Child:
 
 class Supervisor:
     def __init__(
-        self, specs: list[ServiceSpec], host: str, log_dir: Path, port_offset: int = 0, *, echo: bool = True
+        self,
+        specs: list[ServiceSpec],
+        host: str,
+        log_dir: Path,
+        port_offset: int = 0,
+        *,
+        echo: bool = True,
     ) -> None:
         log_dir.mkdir(parents=True, exist_ok=True)
         self.children = [Child(spec, host, log_dir / f"{spec.name}.log") for spec in specs]
@@ -50,8 +56,15 @@ class Supervisor:
 
     def command(self, child: Child) -> list[str]:
         return [
-            sys.executable, "-m", "nemo_server", "serve", child.spec.name,
-            "--host", child.host, "--port", str(child.spec.port + self.port_offset),
+            sys.executable,
+            "-m",
+            "nemo_server",
+            "serve",
+            child.spec.name,
+            "--host",
+            child.host,
+            "--port",
+            str(child.spec.port + self.port_offset),
         ]
 
     def start(self) -> None:
@@ -73,6 +86,7 @@ class Supervisor:
                     env={**os.environ, "PYTHONUNBUFFERED": "1"},
                     start_new_session=True,  # Ctrl-C reaches us only; we stop children in order
                 )
+            log.info("started %s (pid %d)", child.spec.name, child.process.pid)
             assert child.process.stdout is not None
             self._pump(child, child.process.stdout)
             code = child.process.wait()
@@ -84,7 +98,12 @@ class Supervisor:
             child.restarts += 1
             log.error(
                 "service %s exited with code %s after %.1fs; restart %d in %.0fs (log: %s)",
-                child.spec.name, code, ran, child.restarts, backoff, child.log_path,
+                child.spec.name,
+                code,
+                ran,
+                child.restarts,
+                backoff,
+                child.log_path,
             )
             if self.stopping.wait(backoff):
                 return

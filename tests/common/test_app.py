@@ -61,7 +61,8 @@ def test_routes_refuse_requests_without_internal_token(client: TestClient) -> No
     assert response.status_code == 401
     assert response.json()["error"]["type"] == "authentication_error"
     forged = client.post(
-        "/v1/demo/items", json={"name": "a", "size": 1},
+        "/v1/demo/items",
+        json={"name": "a", "size": 1},
         headers={"Authorization": "Bearer not-a-token", "X-Nemo-User": "u-admin"},
     )
     assert forged.status_code == 401
@@ -73,7 +74,9 @@ def test_principal_comes_from_the_token(client: TestClient, auth: dict[str, str]
     assert response.json()["owner"] == ALICE.user_id
 
 
-def test_admin_dependency(client: TestClient, common_settings: CommonSettings, auth: dict[str, str]) -> None:
+def test_admin_dependency(
+    client: TestClient, common_settings: CommonSettings, auth: dict[str, str]
+) -> None:
     assert client.get("/v1/demo/admin", headers=auth).status_code == 403
     admin = internal_headers(common_settings, ADMIN)
     assert client.get("/v1/demo/admin", headers=admin).status_code == 200

@@ -17,7 +17,9 @@ MIGRATIONS = "nemo_server.gateway:migrations"
 def test_database_file_is_not_plain_sqlite(common_settings: CommonSettings) -> None:
     db = open_service_database("gateway", common_settings, MIGRATIONS)
     with db.engine.begin() as conn:
-        conn.execute(text("INSERT INTO settings (key, value) VALUES ('canary', 'secret-canary-value')"))
+        conn.execute(
+            text("INSERT INTO settings (key, value) VALUES ('canary', 'secret-canary-value')")
+        )
     db.dispose()
     path = common_settings.data_dir / "db" / "gateway.db"
     raw = path.read_bytes()
@@ -55,10 +57,16 @@ def test_postgres_schema_per_service(postgres_url: str, data_dir, monkeypatch) -
     try:
         with db.engine.begin() as conn:
             conn.execute(text("INSERT INTO settings (key, value) VALUES ('k', 'v')"))
-            tables = conn.execute(
-                text("SELECT table_name FROM information_schema.tables WHERE table_schema = :s"),
-                {"s": f"{prefix}gateway"},
-            ).scalars().all()
+            tables = (
+                conn.execute(
+                    text(
+                        "SELECT table_name FROM information_schema.tables WHERE table_schema = :s"
+                    ),
+                    {"s": f"{prefix}gateway"},
+                )
+                .scalars()
+                .all()
+            )
         assert {"users", "api_keys", "settings", "alembic_version"} <= set(tables)
     finally:
         with db.engine.begin() as conn:

@@ -20,7 +20,9 @@ def test_generated_secret_is_private_and_stable(common_settings: CommonSettings)
     assert secrets.get("db_key") != first
 
 
-def test_mounted_secret_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> None:
+def test_mounted_secret_wins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data_dir: Path
+) -> None:
     mounted = tmp_path / "run-secrets"
     mounted.mkdir()
     (mounted / "jwt_key").write_text("k" * 40 + "\n")

@@ -19,7 +19,9 @@ ADMIN_PASSWORD = "admin-password-123"
 def gateway_settings(common_settings: CommonSettings) -> GatewaySettings:
     common_settings.secrets_dir.mkdir(parents=True, exist_ok=True)
     (common_settings.secrets_dir / "admin_password").write_text(ADMIN_PASSWORD)
-    return GatewaySettings(common=common_settings, rate_limit_per_minute=6000, rate_limit_burst=1000)
+    return GatewaySettings(
+        common=common_settings, rate_limit_per_minute=6000, rate_limit_burst=1000
+    )
 
 
 @pytest.fixture

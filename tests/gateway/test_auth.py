@@ -41,21 +41,35 @@ def test_refresh_rotates_and_reuse_revokes_the_family(gateway: TestClient) -> No
     reuse = gateway.post("/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
     assert reuse.status_code == 401
     assert "already used" in reuse.json()["error"]["message"]
-    assert gateway.post("/v1/auth/refresh", json={"refresh_token": rotated["refresh_token"]}).status_code == 401
+    assert (
+        gateway.post(
+            "/v1/auth/refresh", json={"refresh_token": rotated["refresh_token"]}
+        ).status_code
+        == 401
+    )
     assert gateway.get("/v1/users/me", headers=bearer(rotated["access_token"])).status_code == 401
 
 
 def test_logout_ends_access_and_refresh_tokens_at_once(gateway: TestClient) -> None:
     tokens = login(gateway, "admin", ADMIN_PASSWORD)
     other = login(gateway, "admin", ADMIN_PASSWORD)
-    assert gateway.post("/v1/auth/logout", headers=bearer(tokens["access_token"])).status_code == 204
+    assert (
+        gateway.post("/v1/auth/logout", headers=bearer(tokens["access_token"])).status_code == 204
+    )
     assert gateway.get("/v1/users/me", headers=bearer(tokens["access_token"])).status_code == 401
-    assert gateway.post("/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]}).status_code == 401
+    assert (
+        gateway.post(
+            "/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]}
+        ).status_code
+        == 401
+    )
     # Another login of the same user is a different session and goes on.
     assert gateway.get("/v1/users/me", headers=bearer(other["access_token"])).status_code == 200
 
 
-def test_disabling_a_user_ends_their_tokens_and_keys(gateway: TestClient, admin_token: str, user_token: str) -> None:
+def test_disabling_a_user_ends_their_tokens_and_keys(
+    gateway: TestClient, admin_token: str, user_token: str
+) -> None:
     key = gateway.post("/v1/api-keys", json={"name": "k"}, headers=bearer(user_token)).json()["key"]
     users = gateway.get("/v1/admin/users", headers=bearer(admin_token)).json()["data"]
     alice = next(u for u in users if u["username"] == "alice")
@@ -65,19 +79,30 @@ def test_disabling_a_user_ends_their_tokens_and_keys(gateway: TestClient, admin_
     assert patched.status_code == 200 and patched.json()["disabled"] is True
     assert gateway.get("/v1/users/me", headers=bearer(user_token)).status_code == 401
     assert gateway.get("/v1/users/me", headers=bearer(key)).status_code == 401
-    assert gateway.post("/v1/auth/token", data={"username": "alice", "password": "alice-password"}).status_code == 401
+    assert (
+        gateway.post(
+            "/v1/auth/token", data={"username": "alice", "password": "alice-password"}
+        ).status_code
+        == 401
+    )
 
 
 def test_admin_cannot_disable_themselves(gateway: TestClient, admin_token: str) -> None:
     me = gateway.get("/v1/users/me", headers=bearer(admin_token)).json()
-    response = gateway.patch(f"/v1/admin/users/{me['id']}", json={"disabled": True}, headers=bearer(admin_token))
+    response = gateway.patch(
+        f"/v1/admin/users/{me['id']}", json={"disabled": True}, headers=bearer(admin_token)
+    )
     assert response.status_code == 409
 
 
-def test_registration_is_closed_until_an_admin_opens_it(gateway: TestClient, admin_token: str) -> None:
+def test_registration_is_closed_until_an_admin_opens_it(
+    gateway: TestClient, admin_token: str
+) -> None:
     body = {"username": "newbie", "password": "newbie-password"}
     assert gateway.post("/v1/auth/register", json=body).status_code == 403
-    opened = gateway.put("/v1/admin/settings", json={"open_registration": True}, headers=bearer(admin_token))
+    opened = gateway.put(
+        "/v1/admin/settings", json={"open_registration": True}, headers=bearer(admin_token)
+    )
     assert opened.status_code == 200
     created = gateway.post("/v1/auth/register", json=body)
     assert created.status_code == 201 and created.json()["role"] == "user"
@@ -108,10 +133,17 @@ def test_api_key_shown_once_stored_hashed_and_accepted_as_bearer(
     db.dispose()
     assert key not in stored and len(stored[0]) == 64
 
-    assert gateway.delete(f"/v1/api-keys/{listed[0]['id']}", headers=bearer(user_token)).status_code == 204
+    assert (
+        gateway.delete(f"/v1/api-keys/{listed[0]['id']}", headers=bearer(user_token)).status_code
+        == 204
+    )
     assert gateway.get("/v1/users/me", headers=bearer(key)).status_code == 401
 
 
-def test_users_cannot_delete_other_users_keys(gateway: TestClient, admin_token: str, user_token: str) -> None:
-    key_id = gateway.post("/v1/api-keys", json={"name": "a"}, headers=bearer(admin_token)).json()["id"]
+def test_users_cannot_delete_other_users_keys(
+    gateway: TestClient, admin_token: str, user_token: str
+) -> None:
+    key_id = gateway.post("/v1/api-keys", json={"name": "a"}, headers=bearer(admin_token)).json()[
+        "id"
+    ]
     assert gateway.delete(f"/v1/api-keys/{key_id}", headers=bearer(user_token)).status_code == 404

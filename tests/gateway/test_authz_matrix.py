@@ -29,9 +29,17 @@ MATRIX = [
 ]
 
 
-@pytest.mark.parametrize("method,path,body,expected", MATRIX, ids=[f"{m} {p}" for m, p, _, _ in MATRIX])
+@pytest.mark.parametrize(
+    "method,path,body,expected", MATRIX, ids=[f"{m} {p}" for m, p, _, _ in MATRIX]
+)
 def test_route_access(
-    gateway: TestClient, user_token: str, admin_token: str, method: str, path: str, body, expected  # type: ignore[no-untyped-def]
+    gateway: TestClient,
+    user_token: str,
+    admin_token: str,
+    method: str,
+    path: str,
+    body,
+    expected,  # type: ignore[no-untyped-def]
 ) -> None:
     callers = [{}, bearer(user_token), bearer(admin_token)]
     got = []
@@ -47,4 +55,9 @@ def test_public_routes_need_no_token(gateway: TestClient) -> None:
     assert gateway.get("/readyz").status_code == 200
     assert gateway.get("/metrics").status_code == 200
     assert gateway.post("/v1/auth/refresh", json={"refresh_token": "x"}).status_code == 401
-    assert gateway.post("/v1/auth/register", json={"username": "abc", "password": "abcdefgh"}).status_code == 403
+    assert (
+        gateway.post(
+            "/v1/auth/register", json={"username": "abc", "password": "abcdefgh"}
+        ).status_code
+        == 403
+    )

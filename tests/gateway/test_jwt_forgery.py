@@ -125,7 +125,9 @@ def test_access_token_is_not_a_refresh_token(gateway: TestClient, real: dict[str
     assert response.status_code == 401
 
 
-def test_refresh_claims_relabelled_as_access(gateway: TestClient, real: dict[str, Any], key: str) -> None:
+def test_refresh_claims_relabelled_as_access(
+    gateway: TestClient, real: dict[str, Any], key: str
+) -> None:
     claims = _claims(real["refresh_token"])
     claims["typ"] = "access"  # still the refresh audience
     _assert_refused(gateway, jwt.encode(claims, key, algorithm="HS256"))
@@ -137,7 +139,9 @@ def test_garbage(gateway: TestClient, garbage: str) -> None:
     assert response.status_code == 401
 
 
-def test_internal_token_is_not_accepted_by_the_gateway(gateway: TestClient, gateway_settings) -> None:  # type: ignore[no-untyped-def]
+def test_internal_token_is_not_accepted_by_the_gateway(
+    gateway: TestClient, gateway_settings
+) -> None:  # type: ignore[no-untyped-def]
     from nemo_server.common.testing import ADMIN, internal_headers
 
     response = gateway.get("/v1/users/me", headers=internal_headers(gateway_settings.common, ADMIN))

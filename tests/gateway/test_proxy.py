@@ -48,12 +48,17 @@ def _upstream(common: CommonSettings):  # type: ignore[no-untyped-def]
 
     @router.post("/v1/audio/transcriptions")
     async def upload(
-        file: UploadFile = File(...), model: str = Form(...),
+        file: UploadFile = File(...),
+        model: str = Form(...),
         principal: Principal = Depends(current_principal),
     ) -> dict:
         data = await file.read()
-        return {"size": len(data), "sha256": hashlib.sha256(data).hexdigest(), "model": model,
-                "filename": file.filename}
+        return {
+            "size": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "model": model,
+            "filename": file.filename,
+        }
 
     @router.websocket("/v1/audio/stream")
     async def ws(websocket: WebSocket) -> None:
@@ -118,8 +123,10 @@ def test_forwards_multipart_uploads(routed: TestClient, user_token: str) -> None
     )
     assert response.status_code == 200, response.text
     assert response.json() == {
-        "size": len(payload), "sha256": hashlib.sha256(payload).hexdigest(),
-        "model": "whisper-1", "filename": "talk.wav",
+        "size": len(payload),
+        "sha256": hashlib.sha256(payload).hexdigest(),
+        "model": "whisper-1",
+        "filename": "talk.wav",
     }
 
 
@@ -136,7 +143,10 @@ def test_forwards_websockets(routed: TestClient, user_token: str) -> None:
 def test_websocket_without_token_is_refused(routed: TestClient) -> None:
     from starlette.websockets import WebSocketDisconnect
 
-    with pytest.raises(WebSocketDisconnect) as info, routed.websocket_connect("/v1/audio/stream") as ws:
+    with (
+        pytest.raises(WebSocketDisconnect) as info,
+        routed.websocket_connect("/v1/audio/stream") as ws,
+    ):
         ws.receive_text()
     assert info.value.code == 4401
 

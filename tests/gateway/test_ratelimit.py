@@ -68,7 +68,9 @@ def test_password_guessing_is_limited(limited_settings: GatewaySettings) -> None
     limited_settings.login_attempts_per_minute = 3
     with TestClient(create_app(limited_settings)) as client:
         codes = [
-            client.post("/v1/auth/token", data={"username": "admin", "password": "guess-guess"}).status_code
+            client.post(
+                "/v1/auth/token", data={"username": "admin", "password": "guess-guess"}
+            ).status_code
             for _ in range(4)
         ]
     assert codes == [401, 401, 401, 429]
@@ -79,7 +81,10 @@ def test_two_gateways_on_one_redis_share_the_limit(
     limited_settings: GatewaySettings, redis_url: str
 ) -> None:
     limited_settings.common.redis_url = redis_url
-    with TestClient(create_app(limited_settings)) as one, TestClient(create_app(limited_settings)) as two:
+    with (
+        TestClient(create_app(limited_settings)) as one,
+        TestClient(create_app(limited_settings)) as two,
+    ):
         token = login(one, "admin", ADMIN_PASSWORD)["access_token"]
         start = time.monotonic()
         allowed = 0
@@ -101,7 +106,9 @@ def test_redis_down_local_mode_keeps_serving_but_logins_fail_closed(
     limited_settings.redis_failure_mode = "local"
     with TestClient(create_app(limited_settings)) as client:
         assert client.get("/v1/users/me", headers=bearer(token)).status_code == 200
-        login_attempt = client.post("/v1/auth/token", data={"username": "admin", "password": ADMIN_PASSWORD})
+        login_attempt = client.post(
+            "/v1/auth/token", data={"username": "admin", "password": ADMIN_PASSWORD}
+        )
         assert login_attempt.status_code == 503
         # Local limits still apply per replica.
         codes = [client.get("/v1/users/me", headers=bearer(token)).status_code for _ in range(4)]
@@ -109,7 +116,9 @@ def test_redis_down_local_mode_keeps_serving_but_logins_fail_closed(
 
 
 @pytest.mark.integration
-def test_redis_down_closed_mode_refuses(limited_settings: GatewaySettings, gateway: TestClient) -> None:
+def test_redis_down_closed_mode_refuses(
+    limited_settings: GatewaySettings, gateway: TestClient
+) -> None:
     token = login(gateway, "admin", ADMIN_PASSWORD)["access_token"]
     limited_settings.common.redis_url = "redis://127.0.0.1:1/0"
     limited_settings.redis_failure_mode = "closed"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -85,7 +86,8 @@ def create_service_app(
     codec: InternalTokenCodec | None = None
     if internal_auth:
         codec = InternalTokenCodec(
-            settings.common.secrets().get("internal_key"), ttl_s=settings.common.internal_token_ttl_s
+            settings.common.secrets().get("internal_key"),
+            ttl_s=settings.common.internal_token_ttl_s,
         )
 
     @asynccontextmanager
@@ -111,9 +113,9 @@ def create_service_app(
     install_error_handlers(app)
 
     @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str | int]:
         """Liveness: the process answers."""
-        return {"status": "ok", "service": name, "version": __version__}
+        return {"status": "ok", "service": name, "version": __version__, "pid": os.getpid()}
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:

@@ -125,8 +125,16 @@ def error_response(exc: NemoError) -> JSONResponse:
 _STATUS_TYPES: dict[int, type[NemoError]] = {
     cls.status_code: cls
     for cls in (
-        BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PayloadTooLarge,
-        UnsupportedMediaType, Unprocessable, RateLimited, ServiceUnavailable,
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        Conflict,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        Unprocessable,
+        RateLimited,
+        ServiceUnavailable,
     )
 }
 
@@ -168,8 +176,13 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
         for e in errors
     ]
     return JSONResponse(
-        error_body(message, type="invalid_request_error", code="validation_error",
-                   param=field, extra={"details": details}),
+        error_body(
+            message,
+            type="invalid_request_error",
+            code="validation_error",
+            param=field,
+            extra={"details": details},
+        ),
         status_code=422,
     )
 
@@ -195,8 +208,11 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=exc)
     return JSONResponse(
-        error_body("internal error; quote the request id when reporting it",
-                   type="server_error", code="internal_error"),
+        error_body(
+            "internal error; quote the request id when reporting it",
+            type="server_error",
+            code="internal_error",
+        ),
         status_code=500,
     )
 

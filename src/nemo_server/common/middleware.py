@@ -44,12 +44,16 @@ class HttpMetrics:
     def __init__(self, service: str, registry: CollectorRegistry) -> None:
         self.service = service
         self.requests = Counter(
-            "nemo_http_requests_total", "HTTP requests handled",
-            ["service", "method", "route", "status"], registry=registry,
+            "nemo_http_requests_total",
+            "HTTP requests handled",
+            ["service", "method", "route", "status"],
+            registry=registry,
         )
         self.latency = Histogram(
-            "nemo_http_request_duration_seconds", "Time to the start of the response",
-            ["service", "method", "route"], registry=registry,
+            "nemo_http_request_duration_seconds",
+            "Time to the start of the response",
+            ["service", "method", "route"],
+            registry=registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
         )
 
@@ -146,7 +150,9 @@ class ServiceMiddleware:
 
         try:
             if not self._authenticate(scope):
-                await _send_error(send_wrapper, Unauthorized("a valid internal token is required"), request_id)
+                await _send_error(
+                    send_wrapper, Unauthorized("a valid internal token is required"), request_id
+                )
                 return
             length = _header(scope, b"content-length")
             if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
@@ -159,7 +165,10 @@ class ServiceMiddleware:
         finally:
             if scope["path"] not in PUBLIC_PATHS:
                 _access.info(
-                    "%s %s %d %.1fms", method, scope["path"], status,
+                    "%s %s %d %.1fms",
+                    method,
+                    scope["path"],
+                    status,
                     (time.perf_counter() - start) * 1000,
                 )
 

@@ -50,13 +50,18 @@ class CommonSettings(BaseSettings):
         description='Base URL per service, JSON (`{"llm": "http://llm:8001"}`); default 127.0.0.1 at the seed port.',
     )
     port_offset: int = Field(
-        default=0, ge=0, le=50000,
+        default=0,
+        ge=0,
+        le=50000,
         description="Added to every seed port (run a second platform beside the first).",
     )
     log_level: str = Field(default="INFO", description="Python logging level for every service.")
     log_json: bool = Field(default=False, description="Write logs as JSON lines instead of text.")
     internal_token_ttl_s: int = Field(
-        default=60, ge=5, le=600, description="Lifetime of the gateway's per-request internal tokens."
+        default=60,
+        ge=5,
+        le=600,
+        description="Lifetime of the gateway's per-request internal tokens.",
     )
 
     @field_validator("data_dir", mode="after")

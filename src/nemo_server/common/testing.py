@@ -12,7 +12,9 @@ ADMIN = Principal(user_id="u-admin", username="admin", roles=("admin", "user"))
 
 def internal_headers(settings: CommonSettings, principal: Principal = ALICE) -> dict[str, str]:
     """`Authorization` header carrying a valid internal token for `principal`."""
-    codec = InternalTokenCodec(settings.secrets().get("internal_key"), ttl_s=settings.internal_token_ttl_s)
+    codec = InternalTokenCodec(
+        settings.secrets().get("internal_key"), ttl_s=settings.internal_token_ttl_s
+    )
     return {"Authorization": f"Bearer {codec.mint(principal)}"}
 
 
@@ -38,7 +40,9 @@ class ServerThread:
 
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None, access_log=False, lifespan="on")  # type: ignore[arg-type]
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, log_config=None, access_log=False, lifespan="on"
+        )  # type: ignore[arg-type]
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -65,11 +65,15 @@ def create_app(
         if password and not admin_secret.is_file():
             log.warning(
                 "first start: created admin %r with password %s (shown once; change it)",
-                settings.admin_username, password,
+                settings.admin_username,
+                password,
             )
-        rate_limiter = limiter or build_limiter(settings.common.redis_url, settings.redis_failure_mode)
+        rate_limiter = limiter or build_limiter(
+            settings.common.redis_url, settings.redis_failure_mode
+        )
         codec = InternalTokenCodec(
-            settings.common.secrets().get("internal_key"), ttl_s=settings.common.internal_token_ttl_s
+            settings.common.secrets().get("internal_key"),
+            ttl_s=settings.common.internal_token_ttl_s,
         )
         app.state.gate = Gate(auth=auth_service, limiter=rate_limiter, settings=settings)
         app.state.proxy = Proxy(
@@ -87,11 +91,13 @@ def create_app(
             await rate_limiter.aclose()
             db.dispose()
 
-    return create_service_app(
+    app = create_service_app(
         "gateway",
         settings,
-        routers=[auth.router, admin.router, proxy.router],
+        routers=[auth.router, admin.router],
         lifespan=lifespan,
         internal_auth=False,
         title="Nemo Server",
     )
+    app.router.routes.extend(proxy.routes)
+    return app

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 
 import httpx
 from starlette.background import BackgroundTask
 from starlette.requests import Request
-from starlette.responses import StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from nemo_server.common.auth import InternalTokenCodec, Principal
@@ -45,11 +46,22 @@ ADMIN_ONLY = frozenset({"coordinator"})
 
 _HOP_BY_HOP = frozenset(
     {
-        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
-        "trailer", "trailers", "transfer-encoding", "upgrade", "host", "authorization",
-        "cookie", "content-length",
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "authorization",
+        "cookie",
+        "content-length",
     }
 )
+_BUFFER_UP_TO = 256 * 1024
 # Identity headers a client could send hoping a service trusts them.
 _IDENTITY_PREFIXES = ("x-nemo-", "x-user", "x-forwarded-user", "x-auth", "x-remote-user")
 
@@ -66,7 +78,11 @@ def _forward_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, by
     out = []
     for key, value in headers:
         name = key.decode("latin-1").lower()
-        if name in _HOP_BY_HOP or name.startswith(_IDENTITY_PREFIXES) or name.startswith("sec-websocket"):
+        if (
+            name in _HOP_BY_HOP
+            or name.startswith(_IDENTITY_PREFIXES)
+            or name.startswith("sec-websocket")
+        ):
             continue
         out.append((key, value))
     return out
@@ -86,6 +102,7 @@ class Proxy:
         self.codec = codec
         self.read_timeout_s = read_timeout_s
         self.connect_timeout_s = connect_timeout_s
+        self._tokens: dict[tuple[object, ...], tuple[str, float]] = {}
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(read_timeout_s, connect=connect_timeout_s, write=read_timeout_s),
             limits=httpx.Limits(max_connections=512, max_keepalive_connections=128),
@@ -93,14 +110,27 @@ class Proxy:
             follow_redirects=False,
         )
 
+    def _internal_token(self, principal: Principal) -> str:
+        # Reuse a principal's internal token for half its life: minting costs more than a lookup.
+        key = (principal.user_id, principal.username, principal.roles, principal.api_key_id)
+        now = time.monotonic()
+        cached = self._tokens.get(key)
+        if cached and cached[1] > now:
+            return cached[0]
+        if len(self._tokens) > 10_000:
+            self._tokens.clear()
+        token = self.codec.mint(principal)
+        self._tokens[key] = (token, now + self.codec.ttl_s / 2)
+        return token
+
     def _internal_headers(self, principal: Principal) -> dict[str, str]:
-        headers = {"authorization": f"Bearer {self.codec.mint(principal)}"}
+        headers = {"authorization": f"Bearer {self._internal_token(principal)}"}
         request_id = request_id_var.get()
         if request_id:
             headers[REQUEST_ID_HEADER.lower()] = request_id
         return headers
 
-    async def forward(self, request: Request, service: str, principal: Principal) -> StreamingResponse:
+    async def forward(self, request: Request, service: str, principal: Principal) -> Response:
         url = self.settings.url_for(service) + request.url.path
         if request.url.query:
             url += "?" + request.url.query
@@ -111,7 +141,10 @@ class Proxy:
         length = request.headers.get("content-length")
         if length is not None:
             headers.append((b"content-length", length.encode()))
-        has_body = request.method not in ("GET", "HEAD", "OPTIONS", "DELETE") or length not in (None, "0")
+        has_body = request.method not in ("GET", "HEAD", "OPTIONS", "DELETE") or length not in (
+            None,
+            "0",
+        )
         upstream = self._http.build_request(
             request.method,
             url,
@@ -124,21 +157,35 @@ class Proxy:
             raise UpstreamTimeout(f"service '{service}' did not answer in time") from None
         except httpx.TransportError:
             raise ServiceUnavailable(f"service '{service}' is unavailable", param=service) from None
+        headers = {
+            k: v
+            for k, v in response.headers.items()
+            if k.lower() not in _HOP_BY_HOP and k.lower() != "x-request-id"
+        }
+        length = response.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) <= _BUFFER_UP_TO:
+            # A small, complete body: relaying it whole skips the streaming machinery's cost.
+            try:
+                body = await response.aread()
+            finally:
+                await response.aclose()
+            return Response(body, status_code=response.status_code, headers=headers)
         return StreamingResponse(
             _relay(response),
             status_code=response.status_code,
-            headers={
-                k: v for k, v in response.headers.items()
-                if k.lower() not in _HOP_BY_HOP and k.lower() != "x-request-id"
-            },
+            headers=headers,
             background=BackgroundTask(response.aclose),
         )
 
-    async def forward_websocket(self, websocket: WebSocket, service: str, principal: Principal) -> None:
+    async def forward_websocket(
+        self, websocket: WebSocket, service: str, principal: Principal
+    ) -> None:
         from websockets.asyncio.client import connect
         from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-        base = self.settings.url_for(service).replace("http://", "ws://").replace("https://", "wss://")
+        base = (
+            self.settings.url_for(service).replace("http://", "ws://").replace("https://", "wss://")
+        )
         url = base + websocket.url.path + (f"?{websocket.url.query}" if websocket.url.query else "")
         try:
             upstream = await connect(

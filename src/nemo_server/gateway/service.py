@@ -42,9 +42,8 @@ def hash_api_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def principal_of(user: User, api_key_id: str | None = None) -> Principal:
-    roles = ("admin", "user") if user.role == "admin" else ("user",)
-    return Principal(user_id=user.id, username=user.username, roles=roles, api_key_id=api_key_id)
+def _roles(role: str) -> tuple[str, ...]:
+    return ("admin", "user") if role == "admin" else ("user",)
 
 
 class AuthService:
@@ -166,27 +165,34 @@ class AuthService:
             raise Unauthorized("session ended; log in again")
         if state.user.disabled:
             raise Unauthorized("account disabled")
-        base = principal_of(state.user)
+        user = state.user
         principal = Principal(
-            user_id=base.user_id, username=base.username, roles=base.roles,
+            user_id=user.user_id,
+            username=user.username,
+            roles=_roles(user.role),
             extra={"session_id": claims.session_id},
         )
-        return principal, state.user.rate_limit_per_minute
+        return principal, user.rate_limit_per_minute
 
     def _authenticate_api_key(self, key: str) -> tuple[Principal, int | None]:
-        found = self.store.api_key_owner(hash_api_key(key))
-        if found is None:
+        state = self.store.api_key_state(hash_api_key(key))
+        if state is None:
             raise Unauthorized("invalid API key")
-        api_key, user = found
+        user = state.user
         if user.disabled:
             raise Unauthorized("account disabled")
         now = time.monotonic()
         # Write last_used_at at most once a minute per key, not on every request.
-        if now - self._touched.get(api_key.id, 0.0) > _TOUCH_EVERY_S:
-            self._touched[api_key.id] = now
-            self.store.touch_api_key(api_key.id)
-        limit = api_key.rate_limit_per_minute or user.rate_limit_per_minute
-        return principal_of(user, api_key.id), limit
+        if now - self._touched.get(state.key_id, 0.0) > _TOUCH_EVERY_S:
+            self._touched[state.key_id] = now
+            self.store.touch_api_key(state.key_id)
+        principal = Principal(
+            user_id=user.user_id,
+            username=user.username,
+            roles=_roles(user.role),
+            api_key_id=state.key_id,
+        )
+        return principal, state.rate_limit_per_minute or user.rate_limit_per_minute
 
     # api keys --------------------------------------------------------------------------
     def create_api_key(

@@ -20,8 +20,12 @@ class GatewaySettings(ServiceSettings):
         ge=1024,
         description="Largest request body (uploads included) the gateway accepts; 413 beyond it.",
     )
-    jwt_issuer: str = Field(default="nemo-gateway", description="`iss` of the tokens the gateway issues.")
-    jwt_audience: str = Field(default="nemo-api", description="`aud` of the tokens the gateway issues.")
+    jwt_issuer: str = Field(
+        default="nemo-gateway", description="`iss` of the tokens the gateway issues."
+    )
+    jwt_audience: str = Field(
+        default="nemo-api", description="`aud` of the tokens the gateway issues."
+    )
     access_token_ttl_s: int = Field(
         default=900, ge=30, le=900, description="Access JWT lifetime (at most 15 minutes)."
     )
@@ -29,21 +33,30 @@ class GatewaySettings(ServiceSettings):
         default=14 * 24 * 3600, ge=300, description="Refresh token lifetime; each use rotates it."
     )
     jwt_leeway_s: int = Field(
-        default=30, ge=0, le=60, description="Clock skew allowed when checking exp/iat (at most 60 s)."
+        default=30,
+        ge=0,
+        le=60,
+        description="Clock skew allowed when checking exp/iat (at most 60 s).",
     )
     open_registration: bool = Field(
         default=False,
         description="Initial value of open registration (admins change it at /v1/admin/settings).",
     )
-    admin_username: str = Field(default="admin", description="Username of the admin created on first start.")
+    admin_username: str = Field(
+        default="admin", description="Username of the admin created on first start."
+    )
     rate_limit_per_minute: int = Field(
-        default=600, ge=1, description="Requests per minute per user or API key (a user's own limit wins)."
+        default=600,
+        ge=1,
+        description="Requests per minute per user or API key (a user's own limit wins).",
     )
     rate_limit_burst: int = Field(
         default=60, ge=1, description="Requests a user may send at once before the rate applies."
     )
     login_attempts_per_minute: int = Field(
-        default=10, ge=1, description="Password attempts per minute per username and per client address."
+        default=10,
+        ge=1,
+        description="Password attempts per minute per username and per client address.",
     )
     redis_failure_mode: Literal["local", "closed"] = Field(
         default="local",
@@ -56,8 +69,11 @@ class GatewaySettings(ServiceSettings):
         default=2.0, gt=0, description="Time to connect to a service before answering 503."
     )
     upstream_read_timeout_s: float = Field(
-        default=300.0, gt=0, description="Longest silence from a service (between streamed chunks) before 504."
+        default=300.0,
+        gt=0,
+        description="Longest silence from a service (between streamed chunks) before 504.",
     )
     trust_forwarded_for: bool = Field(
-        default=False, description="Take the client address from X-Forwarded-For (behind a proxy you run)."
+        default=False,
+        description="Take the client address from X-Forwarded-For (behind a proxy you run).",
     )

@@ -3,7 +3,14 @@
 from nemo_server.gateway.ratelimit.base import Decision, Limit, RateLimiter, RateLimiterDown
 from nemo_server.gateway.ratelimit.memory import MemoryRateLimiter
 
-__all__ = ["Decision", "Limit", "MemoryRateLimiter", "RateLimiter", "RateLimiterDown", "build_limiter"]
+__all__ = [
+    "Decision",
+    "Limit",
+    "MemoryRateLimiter",
+    "RateLimiter",
+    "RateLimiterDown",
+    "build_limiter",
+]
 
 
 def build_limiter(redis_url: str | None, failure_mode: str = "local") -> RateLimiter:

@@ -67,7 +67,9 @@ async def delete_user(user_id: str, request: Request, caller: Principal = Depend
 @router.get("/settings", response_model=AdminSettings)
 async def get_settings(request: Request) -> AdminSettings:
     """Runtime settings."""
-    return AdminSettings(open_registration=await run_in_threadpool(gate(request).auth.registration_open))
+    return AdminSettings(
+        open_registration=await run_in_threadpool(gate(request).auth.registration_open)
+    )
 
 
 @router.put("/settings", response_model=AdminSettings)
