@@ -91,9 +91,10 @@ class Lease:
         self._preempt = asyncio.Event()
         self._lost: LeaseLost | None = None
         self._released = False
-        # Local validity: the coordinator cannot have expired the lease before this instant,
-        # so a holder cut off from the coordinator stops on its own (self-fencing).
-        self._valid_until = sent_at + _remaining(view)
+        # Local validity: `sent_at` is when a heartbeat that succeeded was sent, so the
+        # coordinator cannot expire the lease before `sent_at + ttl`; a holder cut off from the
+        # coordinator stops on its own by then (self-fencing).
+        self._valid_until = sent_at + ttl_s
         if view.get("preempt_requested"):
             self._preempt.set()
         self._task: asyncio.Task[None] | None = None
@@ -155,7 +156,7 @@ class Lease:
                     return
                 await asyncio.sleep(min(0.5, interval))
                 continue
-            self._valid_until = sent + _remaining(view)
+            self._valid_until = sent + self.ttl_s
             if view.get("preempt_requested"):
                 self._preempt.set()
                 await asyncio.sleep(interval)
@@ -167,20 +168,13 @@ class Lease:
         self._released = True
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+            await asyncio.wait({self._task}, timeout=2.0)
         if self._lost is not None:
             return
         try:
             await self._transport.release(self.id, self.token)
         except NemoError as exc:
             log.warning("release of lease %s failed: %s", self.id, exc.message)
-
-
-def _remaining(view: dict[str, Any]) -> float:
-    if "expires_at" in view and "now" in view:
-        return float(view["expires_at"]) - float(view["now"])
-    return float(view.get("ttl_s", 0.0))
 
 
 class LeaseClient:
@@ -211,27 +205,32 @@ class LeaseClient:
                 return LONG_POLL_S
             return max(0.0, min(LONG_POLL_S, deadline - time.monotonic()))
 
-        sent = time.monotonic()
-        view = await self.transport.acquire(holder, str(priority), vram_mb, ttl_s, wait_s())
-        try:
-            while view["state"] == "waiting":
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise ServiceUnavailable(
-                        f"GPU busy: no lease for {holder!r} ({vram_mb} MB) within "
-                        f"{wait_timeout_s:g} s",
-                        code="gpu_busy",
-                    )
+        while True:
+            view = await self.transport.acquire(holder, str(priority), vram_mb, ttl_s, wait_s())
+            try:
+                while view["state"] == "waiting":
+                    if deadline is not None and time.monotonic() >= deadline:
+                        raise ServiceUnavailable(
+                            f"GPU busy: no lease for {holder!r} ({vram_mb} MB) within "
+                            f"{wait_timeout_s:g} s",
+                            code="gpu_busy",
+                        )
+                    view = await self.transport.poll(view["id"], wait_s())
+                if view["state"] != "granted":
+                    raise ServiceUnavailable(f"lease request for {holder!r} ended: {view['state']}")
+                # A first heartbeat right away pins down how long the lease surely lives
+                # (the grant itself may have happened long before the long poll answered).
                 sent = time.monotonic()
-                view = await self.transport.poll(view["id"], wait_s())
-        except BaseException:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self.transport.cancel(view["id"]))
-            raise
-        if view["state"] != "granted":
-            raise ServiceUnavailable(f"lease request for {holder!r} ended: {view['state']}")
-        lease = Lease(self.transport, view, float(view.get("ttl_s", ttl_s)), sent)
-        lease._start()
-        return lease
+                view = await self.transport.heartbeat(view["id"], int(view["token"]), 0.0)
+            except (LeaseLost, UnknownLease):
+                continue  # lost between grant and first heartbeat: ask again
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self.transport.cancel(view["id"]))
+                raise
+            lease = Lease(self.transport, view, float(view.get("ttl_s", ttl_s)), sent)
+            lease._start()
+            return lease
 
     @asynccontextmanager
     async def lease(

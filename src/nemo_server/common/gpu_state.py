@@ -531,7 +531,10 @@ class MemoryLeaseBackend:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.add(fut)
         try:
-            await asyncio.wait_for(fut, timeout=max(0.0, wait_s))
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+            # that arrives as the future resolves.
+            async with asyncio.timeout(max(0.0, wait_s)):
+                await fut
         except TimeoutError:
             pass
         finally:

@@ -7,7 +7,7 @@ serialised through Redis: two coordinators on one Redis behave as one. Times com
 `TIME`, so replicas with different clocks agree on expiry.
 
 Lost state (Redis restarted without persistence): a replica that had seen state before
-re-creates it with grants blocked for `max_ttl_s`, since holders granted before may still work.
+re-creates it with grants blocked for `max_ttl_s` + 2 s, since holders granted before may still work.
 """
 
 from __future__ import annotations
@@ -55,7 +55,8 @@ class RedisLeaseBackend:
         self.key = key
         self.poll_s = poll_s
         self.on_event = on_event
-        self.quarantine_s = config.max_ttl_s if quarantine_s is None else quarantine_s
+        # max TTL, plus a margin for a unit of work a holder started just before its TTL ended
+        self.quarantine_s = config.max_ttl_s + 2.0 if quarantine_s is None else quarantine_s
         self.redis = aioredis.Redis.from_url(
             url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=10
         )
@@ -152,7 +153,8 @@ class RedisLeaseBackend:
         # Other replicas' changes are seen by re-reading every `poll_s`; ours wake at once.
         event = self._local_change
         try:
-            await asyncio.wait_for(event.wait(), timeout=max(0.0, min(wait_s, self.poll_s)))
+            async with asyncio.timeout(max(0.0, min(wait_s, self.poll_s))):
+                await event.wait()
         except TimeoutError:
             pass
 
