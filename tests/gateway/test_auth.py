@@ -147,3 +147,10 @@ def test_users_cannot_delete_other_users_keys(
         "id"
     ]
     assert gateway.delete(f"/v1/api-keys/{key_id}", headers=bearer(user_token)).status_code == 404
+
+
+def test_web_ui_is_served_at_the_root(gateway: TestClient) -> None:
+    page = gateway.get("/")
+    assert page.status_code == 200
+    assert "text/html" in page.headers["content-type"]
+    assert "/v1/auth/token" in page.text and "/v1/chat/completions" in page.text

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import Request, WebSocket
-from starlette.responses import Response
+from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from nemo_server.common.errors import Forbidden, NemoError, NotFound
 from nemo_server.gateway.deps import gate
 from nemo_server.gateway.proxy import ADMIN_ONLY, Proxy, owner_of
 
+_STATIC = Path(__file__).resolve().parent.parent / "static"
 _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 
@@ -47,9 +50,15 @@ async def forward_websocket(websocket: WebSocket) -> None:
     await _proxy(websocket).forward_websocket(websocket, service, principal)
 
 
+async def web_ui(request: Request) -> Response:
+    """The web UI: log in, chat with streaming, service health. One static page."""
+    return FileResponse(_STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+
 # Plain Starlette routes: the proxy needs none of FastAPI's parameter machinery, and skipping it
 # is a measurable share of the gateway's added latency.
 routes: list[BaseRoute] = [
+    Route("/", web_ui, methods=["GET"], include_in_schema=False),
     Route("/v1/{path:path}", forward, methods=_METHODS, include_in_schema=False),
     WebSocketRoute("/v1/{path:path}", forward_websocket),
 ]
