@@ -1,0 +1,1 @@
+"""Emotion service: emotion and sentiment of text and of speech."""
