@@ -1,0 +1,354 @@
+"""The `nemo` engine: a sparse, linear-in-constants search over a physics-style term library.
+
+For several transforms of the target (y, 1/y, y^2, 1/y^2, sqrt(y), log(y)) it finds the few
+library terms (monomials, unary functions of monomials and differences, their products) whose
+least-squares combination explains the transformed target, with a beam search that scores every
+next term in one matrix product. In log space it also fits power laws over all variables (the
+dimensional-analysis shape of most physics laws) plus extra terms. Constants are fitted by least
+squares, then snapped to simple closed forms (1/2, 4*pi, ...) when the fit allows. What no
+structure explains is handed to genetic programming (gplearn) for the remaining time.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from nemo_server.ml.engines.symbolic import constants, library
+from nemo_server.ml.engines.symbolic.base import Candidate, ProgressFn
+
+
+@dataclass(frozen=True)
+class Transform:
+    name: str
+
+    def forward(self, y: np.ndarray) -> np.ndarray | None:
+        with np.errstate(all="ignore"):
+            if self.name == "y":
+                return y
+            if self.name in ("1/y", "1/y^2") and np.any(y == 0):
+                return None
+            if self.name in ("y^2", "1/y^2") and not (np.all(y > 0) or np.all(y < 0)):
+                return None
+            if self.name in ("sqrt(y)", "log(y)") and not np.all(y > 0):
+                return None
+            return {
+                "1/y": lambda: 1 / y,
+                "y^2": lambda: y**2,
+                "1/y^2": lambda: 1 / y**2,
+                "sqrt(y)": lambda: np.sqrt(y),
+                "log(y)": lambda: np.log(y),
+            }[self.name]()
+
+    def inverse(self, s: np.ndarray, sign: float) -> np.ndarray:
+        with np.errstate(all="ignore"):
+            return {
+                "y": lambda: s,
+                "1/y": lambda: 1 / s,
+                "y^2": lambda: sign * np.sqrt(s),
+                "1/y^2": lambda: sign / np.sqrt(s),
+                "sqrt(y)": lambda: s**2,
+                "log(y)": lambda: np.exp(s),
+            }[self.name]()
+
+    def inverse_expr(self, s: Any, sign: int) -> Any:
+        import sympy
+
+        return {
+            "y": lambda: s,
+            "1/y": lambda: 1 / s,
+            "y^2": lambda: sign * sympy.sqrt(s),
+            "1/y^2": lambda: sign / sympy.sqrt(s),
+            "sqrt(y)": lambda: s**2,
+            "log(y)": lambda: sympy.exp(s),
+        }[self.name]()
+
+
+TRANSFORMS = [Transform(n) for n in ("y", "log(y)", "1/y", "y^2", "1/y^2", "sqrt(y)")]
+
+
+@dataclass
+class Structure:
+    transform: Transform
+    base: tuple[library.Spec, ...]
+    terms: tuple[library.Spec, ...]
+    sse: float
+    nrmse: float = field(default=float("inf"))
+
+
+def _normalize(M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Centered unit-norm columns and a mask of the usable ones."""
+    with np.errstate(all="ignore"):
+        ok = np.all(np.isfinite(M), axis=0) & (np.max(np.abs(M), axis=0) < 1e15)
+        C = M - M.mean(axis=0)
+        norms = np.linalg.norm(C, axis=0)
+        ok &= norms > 1e-10 * (np.max(np.abs(M), axis=0) + 1e-300) * np.sqrt(len(M))
+        C = np.where(ok, C / np.where(norms > 0, norms, 1), 0.0)
+    return C, ok
+
+
+class NemoEngine:
+    """The project's own search (see the module docstring)."""
+
+    name = "nemo"
+
+    def __init__(
+        self,
+        max_terms: int = 12000,
+        search_rows: int = 300,
+        depth: int = 3,
+        beam: int = 12,
+        gp_fallback: bool = True,
+    ) -> None:
+        self.max_terms, self.search_rows = max_terms, search_rows
+        self.depth, self.beam, self.gp_fallback = depth, beam, gp_fallback
+
+    def fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        names: list[str],
+        time_budget_s: float,
+        seed: int,
+        progress: ProgressFn,
+    ) -> list[Candidate]:
+        start = time.monotonic()
+        deadline = start + time_budget_s * 0.85
+        rng = np.random.default_rng(seed)
+        rows = rng.choice(len(y), size=min(len(y), self.search_rows), replace=False)
+        Xs, ys = X[rows], y[rows]
+        specs, pool = library.build(X.shape[1], self.max_terms)
+        cache: dict[library.Spec, np.ndarray] = {}
+        raw = np.column_stack([library.values(s, Xs, cache) for s in specs])
+        A, ok = _normalize(raw)
+        A, specs = A[:, ok], [s for s, keep in zip(specs, ok, strict=True) if keep]
+        pool = int(ok[:pool].sum())
+        found: list[Structure] = []
+        sign = 1.0 if np.median(y) >= 0 else -1.0
+        logs = tuple(("log", i) for i in range(X.shape[1]))
+        plans: list[tuple[Transform, tuple]] = []
+        for tr in TRANSFORMS:
+            plans.append((tr, ()))
+            if tr.name == "log(y)" and np.all(X > 0):
+                plans.insert(0, (tr, logs))
+        for k, (tr, base) in enumerate(plans):
+            if time.monotonic() > deadline:
+                break
+            t = tr.forward(ys)
+            if t is None or not np.all(np.isfinite(t)) or np.std(t) == 0:
+                continue
+            structures = self._beam(tr, base, t, Xs, A, specs, pool, deadline)
+            found += structures
+            progress(0.1 + 0.5 * (k + 1) / len(plans), f"searched {tr.name}")
+            if any(self._score(s, X, y, sign) < 1e-9 for s in structures[:12]):
+                break  # an exact fit: other transforms can only add equivalent forms
+        for s in found:
+            s.nrmse = self._score(s, X, y, sign)
+        found.sort(key=lambda s: s.nrmse)
+        out: list[Candidate] = []
+        for s in self._diverse(found):
+            expr = self._snap(s, X, y, names, sign)
+            if expr is not None:
+                out.append(Candidate(expr, f"nemo:{s.transform.name}"))
+        progress(0.75, "constants snapped")
+        best = found[0].nrmse if found else float("inf")
+        remaining = start + time_budget_s - time.monotonic() - 0.5
+        if self.gp_fallback and best > 0.02 and remaining > 2:
+            from nemo_server.ml.engines.symbolic.gplearn_engine import GplearnEngine
+
+            out += GplearnEngine().fit(X, y, names, remaining, seed, lambda f, m: None)
+        return out
+
+    def _beam(
+        self,
+        tr: Transform,
+        base: tuple,
+        t: np.ndarray,
+        Xs: np.ndarray,
+        A: np.ndarray,
+        specs: list[library.Spec],
+        pool: int,
+        deadline: float,
+    ) -> list[Structure]:
+        tc = t - t.mean()
+        total = float(tc @ tc)
+        B = None
+        if base:
+            B, okb = _normalize(np.column_stack([library.values(b, Xs) for b in base]))
+            B = B[:, okb]
+        out: list[Structure] = []
+        if B is not None:
+            Q = np.linalg.qr(B)[0]
+            e = tc - Q @ (Q.T @ tc)
+            out.append(Structure(tr, base, (), float(e @ e)))
+
+        def keep(scored: dict[tuple[int, ...], float], n: int) -> list[tuple[tuple, float]]:
+            best = sorted(scored.items(), key=lambda kv: kv[1])[:n]
+            out.extend(Structure(tr, base, tuple(specs[i] for i in k), v) for k, v in best[:8])
+            return best
+
+        beam = keep(_extend(B, (), tc, A, 30), self.beam)
+        if self.depth >= 2 and time.monotonic() < deadline:
+            scored = _pairs(B, tc, A[:, :pool], 40)
+            for idx, _ in beam:
+                for key, v in _extend(B, idx, tc, A, 8).items():
+                    scored[key] = min(scored.get(key, np.inf), v)
+            beam = keep(scored, self.beam)
+        for _level in range(2, self.depth):
+            if time.monotonic() > deadline or not beam or beam[0][1] <= 1e-20 * total:
+                break  # out of time, or exact already (more terms would only overfit)
+            scored = {}
+            for idx, _ in beam:
+                for key, v in _extend(B, idx, tc, A, 8).items():
+                    scored[key] = min(scored.get(key, np.inf), v)
+            beam = keep(scored, self.beam)
+        return out
+
+    @staticmethod
+    def _design(s: Structure, X: np.ndarray) -> np.ndarray:
+        cols = [np.ones(len(X))] + [library.values(b, X) for b in (*s.base, *s.terms)]
+        return np.column_stack(cols)
+
+    def _score(self, s: Structure, X: np.ndarray, y: np.ndarray, sign: float) -> float:
+        t = s.transform.forward(y)
+        D = self._design(s, X)
+        if t is None or not np.all(np.isfinite(D)):
+            return float("inf")
+        coef = np.linalg.lstsq(D, t, rcond=None)[0]
+        return _nrmse(s.transform.inverse(D @ coef, sign), y)
+
+    @staticmethod
+    def _diverse(found: list[Structure], per_size: int = 4, total: int = 24) -> list[Structure]:
+        counts: dict[int, int] = {}
+        out = []
+        for s in found:
+            if not np.isfinite(s.nrmse):
+                continue
+            size = len(s.terms) + (1 if s.base else 0)
+            if counts.get(size, 0) < per_size:
+                counts[size] = counts.get(size, 0) + 1
+                out.append(s)
+            if len(out) >= total:
+                break
+        return out
+
+    def _snap(
+        self, s: Structure, X: np.ndarray, y: np.ndarray, names: list[str], sign: float
+    ) -> Any:
+        import sympy
+
+        t = s.transform.forward(y)
+        D = self._design(s, X)
+        coef = np.linalg.lstsq(D, t, rcond=None)[0]
+        sse0 = float(np.sum((D @ coef - t) ** 2))
+        floor = 1e-18 * float(np.sum((t - t.mean()) ** 2)) + 1e-300
+        is_log = s.transform.name == "log(y)"
+        nb = len(s.base)
+        fixed: dict[int, tuple[float, Any]] = {}
+        for k in range(len(coef)):
+            value = coef[k]
+            if k == 0 and is_log:
+                options = [
+                    (float(np.log(v)), e) for v, e in constants.candidates(np.exp(value)) if v > 0
+                ]
+            elif 1 <= k <= nb:
+                frac = Fraction(float(value)).limit_denominator(3)
+                options = [(float(frac), sympy.Rational(frac.numerator, frac.denominator))]
+            else:
+                options = constants.candidates(float(value))
+            for v, e in options:
+                trial = {**fixed, k: (v, e)}
+                coef_t, sse = _refit(D, t, trial)
+                if sse <= sse0 * 1.03 + floor:
+                    fixed, coef = trial, coef_t
+                    break
+        symbols = [sympy.Symbol(n) for n in names]
+        parts = []
+        specs = (*s.base, *s.terms)
+        for k in range(len(coef)):
+            c = fixed[k][1] if k in fixed else constants.rounded(float(coef[k]))
+            if k == 0:
+                parts.append((c, sympy.Integer(1)))
+            elif is_log and k <= nb:
+                parts.append((c, symbols[specs[k - 1][1]]))
+            else:
+                parts.append((c, library.expr(specs[k - 1], symbols)))
+        if is_log:
+            head = fixed[0][1] if 0 in fixed else constants.rounded(float(np.exp(coef[0])))
+            factors = [e**c if k <= nb else sympy.exp(c * e) for k, (c, e) in enumerate(parts) if k]
+            return head * sympy.Mul(*factors)
+        total = sympy.Add(*[c * e for c, e in parts])
+        return s.transform.inverse_expr(total, int(sign))
+
+
+def _extend(
+    B: np.ndarray | None, idx: tuple[int, ...], tc: np.ndarray, A: np.ndarray, width: int
+) -> dict[tuple[int, ...], float]:
+    """The `width` best structures `idx + (j,)`, scored for every library column j at once."""
+    cols = [B] if B is not None else []
+    cols += [A[:, list(idx)]] if idx else []
+    if cols:
+        Q = np.linalg.qr(np.column_stack(cols))[0]
+        e = tc - Q @ (Q.T @ tc)
+        P = Q.T @ A
+        denom = 1.0 - np.einsum("ij,ij->j", P, P)
+    else:
+        e, denom = tc, np.ones(A.shape[1])
+    num = e @ A
+    gain = np.where(denom > 1e-8, num**2 / np.maximum(denom, 1e-12), 0.0)
+    sse = float(e @ e) - gain
+    out: dict[tuple[int, ...], float] = {}
+    for j in np.argsort(sse)[:width]:
+        key = tuple(sorted((*idx, int(j))))
+        if len(set(key)) == len(key):
+            out[key] = max(float(sse[j]), 0.0)
+    return out
+
+
+def _pairs(
+    B: np.ndarray | None, tc: np.ndarray, A: np.ndarray, top: int
+) -> dict[tuple[int, ...], float]:
+    """The `top` best pairs of columns of A, every pair scored in closed form."""
+    if B is not None:
+        Q = np.linalg.qr(B)[0]
+        A = A - Q @ (Q.T @ A)
+        tc = tc - Q @ (Q.T @ tc)
+        norms = np.linalg.norm(A, axis=0)
+        A = np.where(norms > 1e-8, A / np.where(norms > 0, norms, 1), 0.0)
+    b = A.T @ tc
+    G = A.T @ A
+    with np.errstate(all="ignore"):
+        det = 1.0 - G**2
+        explained = (b[:, None] ** 2 + b[None, :] ** 2 - 2 * G * b[:, None] * b[None, :]) / det
+    explained[~np.isfinite(explained) | (det < 1e-8)] = -np.inf
+    explained[np.tril_indices(len(b))] = -np.inf
+    flat = np.argpartition(-explained.ravel(), min(top, explained.size - 1))[:top]
+    total = float(tc @ tc)
+    out: dict[tuple[int, ...], float] = {}
+    for f in flat:
+        i, j = divmod(int(f), len(b))
+        if np.isfinite(explained[i, j]):
+            out[(i, j)] = max(total - float(explained[i, j]), 0.0)
+    return out
+
+
+def _refit(D: np.ndarray, t: np.ndarray, fixed: dict[int, tuple[float, Any]]) -> tuple:
+    free = [k for k in range(D.shape[1]) if k not in fixed]
+    rest = t - sum((D[:, k] * v for k, (v, _) in fixed.items()), np.zeros_like(t))
+    coef = np.zeros(D.shape[1])
+    for k, (v, _) in fixed.items():
+        coef[k] = v
+    if free:
+        coef[free] = np.linalg.lstsq(D[:, free], rest, rcond=None)[0]
+    return coef, float(np.sum((D @ coef - t) ** 2))
+
+
+def _nrmse(pred: np.ndarray, y: np.ndarray) -> float:
+    if not np.all(np.isfinite(pred)):
+        return float("inf")
+    scale = float(np.std(y)) or float(np.mean(np.abs(y))) or 1.0
+    return float(np.sqrt(np.mean((pred - y) ** 2)) / scale)
