@@ -100,8 +100,8 @@ def test_metrics_count_waits_preemptions_and_revocations(
     settings = coordinator_settings.model_copy(update={"grace_s": 0.1})
     with TestClient(create_app(settings)) as c:
         c.headers.update(internal_headers(settings.common, ALICE))
-        ask(c, "bg", "background", 800)
-        fg = ask(c, "fg", "foreground", 500, wait_s=3)  # granted once bg is revoked
+        ask(c, "bg", "background", 800, ttl_s=1)
+        fg = ask(c, "fg", "foreground", 500, wait_s=5)  # granted once bg's TTL ran out
         assert fg["state"] == "granted"
         text = c.get("/metrics").text
     assert 'nemo_gpu_preemptions_total{priority="background"} 1.0' in text

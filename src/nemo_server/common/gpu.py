@@ -113,11 +113,12 @@ class Lease:
         """Return when pre-emption is requested (or the lease is lost)."""
         await self._preempt.wait()
 
-    def check(self) -> None:
-        """Raise `LeaseLost` if the lease is lost or may have expired (no coordinator call)."""
+    def check(self, need_s: float = 0.0) -> None:
+        """Raise `LeaseLost` if the lease is lost, or may expire within `need_s` seconds
+        (pass the length of the unit about to start); no coordinator call."""
         if self._lost is not None:
             raise self._lost
-        if time.monotonic() >= self._valid_until:
+        if time.monotonic() + need_s >= self._valid_until:
             self._lose(LeaseLost(f"lease {self.id}: no heartbeat acknowledged within its TTL"))
             raise self._lost  # type: ignore[misc]
 
@@ -169,12 +170,12 @@ class Lease:
         if self._task is not None:
             self._task.cancel()
             await asyncio.wait({self._task}, timeout=2.0)
-        if self._lost is not None:
-            return
         try:
+            # even a lost lease is released: a revoked holder saying it stopped frees its VRAM
             await self._transport.release(self.id, self.token)
         except NemoError as exc:
-            log.warning("release of lease %s failed: %s", self.id, exc.message)
+            if self._lost is None:
+                log.warning("release of lease %s failed: %s", self.id, exc.message)
 
 
 class LeaseClient:
@@ -433,19 +434,23 @@ async def run_preemptible(
     """Run `unit(lease)` until it returns False, yielding the GPU whenever asked to.
 
     Between units, if pre-emption was requested, the lease is released and a new one requested
-    (queued by priority); work resumes when it is granted. No unit starts without a live lease.
+    (queued by priority); work resumes when it is granted. No unit starts unless the lease is
+    live and surely outlives it (judged by the longest unit so far).
     A unit that raises `LeaseLost` (its checkpoint was refused) is run again under a new lease,
     so units must be idempotent from their last checkpoint.
     """
     result = PreemptibleResult()
+    longest = 0.0  # longest unit so far: a unit starts only if the lease surely outlives it
     while True:
         lease = await client.acquire(
             holder, priority=priority, vram_mb=vram_mb, ttl_s=ttl_s, wait_timeout_s=wait_timeout_s
         )
         try:
             while True:
-                lease.check()
+                lease.check(min(longest, lease.ttl_s / 2))  # ttl_s should be >= 2 units
+                started = time.monotonic()
                 more = await unit(lease)
+                longest = max(longest, time.monotonic() - started)
                 result.units += 1
                 if not more:
                     return result

@@ -11,7 +11,9 @@ Rules (see ARCHITECTURE.md, "The GPU lease protocol"):
 - When the head of the queue does not fit, strictly lower-priority holders are asked to yield
   (`preempt_requested`), lowest priority and most recent first, only as many as needed and only
   if yielding would make the request fit. A holder that does not release within `grace_s` is
-  revoked; a holder that does not heartbeat within its TTL is revoked.
+  revoked: its token is refused from then on, but its VRAM stays counted until its TTL runs out
+  (or it releases), since until then it may still be finishing a unit in good faith. A holder
+  that does not heartbeat within its TTL is revoked.
 - Every grant gets a fencing token larger than every earlier one (tokens start from the wall
   clock in microseconds, so they keep growing across restarts of the state).
 - After state was lost (a restart), no grant is made until every lease granted before the loss
@@ -161,8 +163,12 @@ class LeaseState:
     def granted(self) -> list[Entry]:
         return [e for e in self.entries.values() if e.state == "granted"]
 
+    def held(self) -> list[Entry]:
+        """Granted leases and revoked ones whose holder may still be working."""
+        return [e for e in self.entries.values() if e.state in ("granted", "revoked")]
+
     def used_mb(self) -> int:
-        return sum(e.vram_mb for e in self.granted())
+        return sum(e.vram_mb for e in self.held())
 
     def queue(self, now: float) -> list[Entry]:
         """Waiting requests in grant order: effective priority (with ageing), then arrival."""
@@ -247,6 +253,11 @@ class LeaseState:
         gone = self.ended.get(lease_id)
         if gone is not None and gone["reason"] == "released" and gone["token"] == token:
             return self._ended_view(lease_id)
+        entry = self.entries.get(lease_id)
+        if entry is not None and entry.state == "revoked" and entry.token == token:
+            # the revoked holder says it stopped: its VRAM is free now (the answer stays 409)
+            self._end(entry, now, "preempt_timeout")
+            self._schedule(now)
         entry = self._live(now, lease_id, token)
         self._end(entry, now, "released")
         self._schedule(now)
@@ -269,6 +280,9 @@ class LeaseState:
                 if now > entry.expires_at:
                     self._end(entry, now, "expired")
                 elif entry.preempt_deadline is not None and now > entry.preempt_deadline:
+                    self._revoke(entry, now, "preempt_timeout")
+            elif entry.state == "revoked":
+                if now > entry.expires_at:
                     self._end(entry, now, "preempt_timeout")
             elif now > entry.expires_at:
                 self._end(entry, now, "abandoned")
@@ -298,6 +312,12 @@ class LeaseState:
                 f"lease {lease_id} has ended ({gone['reason']}); token {token} is stale",
                 param="token",
                 extra={"reason": gone["reason"]},
+            )
+        if entry.state == "revoked":
+            raise LeaseLost(
+                f"lease {lease_id} was revoked: it did not yield within the grace period",
+                param="token",
+                extra={"reason": "preempt_timeout"},
             )
         if entry.state != "granted":
             raise Conflict(f"lease {lease_id} is not granted yet", param="lease_id")
@@ -350,12 +370,21 @@ class LeaseState:
         if entry.state == "granted":
             stats = self._holder(entry.holder, now)
             stats["held_s"] += now - (entry.granted_at or now)
-            if reason in ("expired", "preempt_timeout"):
-                stats["revoked"] += 1
-                self._count("revoked")
-                self.events.append(("revoked", {**_view(entry), "reason": reason}))
+            if reason == "expired":
+                self._revoked(entry, now, reason)
             else:
                 self.events.append(("released", {**_view(entry), "reason": reason}))
+
+    def _revoke(self, entry: Entry, now: float, reason: str) -> None:
+        entry.state = "revoked"
+        stats = self._holder(entry.holder, now)
+        stats["held_s"] += now - (entry.granted_at or now)
+        self._revoked(entry, now, reason)
+
+    def _revoked(self, entry: Entry, now: float, reason: str) -> None:
+        self._holder(entry.holder, now)["revoked"] += 1
+        self._count("revoked")
+        self.events.append(("revoked", {**_view(entry), "reason": reason}))
 
     def _schedule(self, now: float) -> None:
         if now < self.grants_blocked_until:
@@ -382,7 +411,7 @@ class LeaseState:
     def _preempt_for(self, waiter: Entry, free: int, now: float) -> None:
         rank = _RANK[Priority(waiter.priority)]
         granted = self.granted()
-        yielding = sum(e.vram_mb for e in granted if e.preempt_requested)
+        yielding = sum(e.vram_mb for e in self.held() if e.preempt_requested)
         if free + yielding >= waiter.vram_mb:
             return
         candidates = sorted(
@@ -409,7 +438,7 @@ class LeaseState:
             "used_mb": self.used_mb(),
             "free_mb": self.config.budget_mb - self.used_mb(),
             "grants_blocked_until": self.grants_blocked_until or None,
-            "leases": [_view(e) for e in sorted(self.granted(), key=lambda e: e.seq)],
+            "leases": [_view(e) for e in sorted(self.held(), key=lambda e: e.seq)],
             "queue": [_view(e) for e in self.queue(now)],
             "holders": {k: dict(v) for k, v in self.holders.items()},
             "totals": dict(self.totals),

@@ -14,7 +14,7 @@ from nemo_server.coordinator.metrics import CoordinatorMetrics
 
 log = logging.getLogger("nemo.coordinator")
 
-ENDED = ("released", "cancelled", "expired", "preempt_timeout", "abandoned")
+ENDED = ("released", "cancelled", "expired", "preempt_timeout", "abandoned")  # not "revoked"
 
 
 class CoordinatorService:

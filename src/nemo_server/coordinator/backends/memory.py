@@ -55,7 +55,7 @@ class MarkedMemoryBackend(MemoryLeaseBackend):
     def write_marker(self) -> None:
         """Record the latest instant a granted lease may live (called on grants and ticks)."""
         with self._lock:
-            live = [e.expires_at for e in self.state.granted()]
+            live = [e.expires_at for e in self.state.held()]
         until = max(live) + self.margin_s if live else 0.0
         if until == self._written:
             return
