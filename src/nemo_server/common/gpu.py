@@ -79,7 +79,7 @@ class Lease:
     """A granted lease. `preempt_requested` is kept fresh by a background heartbeat task."""
 
     def __init__(
-        self, transport: LeaseTransport, view: dict[str, Any], ttl_s: float, sent_at: float
+        self, transport: LeaseTransport, view: dict[str, Any], ttl_s: float, valid_until: float
     ) -> None:
         self.id: str = view["id"]
         self.token: int = int(view["token"])
@@ -91,10 +91,9 @@ class Lease:
         self._preempt = asyncio.Event()
         self._lost: LeaseLost | None = None
         self._released = False
-        # Local validity: `sent_at` is when a heartbeat that succeeded was sent, so the
-        # coordinator cannot expire the lease before `sent_at + ttl`; a holder cut off from the
-        # coordinator stops on its own by then (self-fencing).
-        self._valid_until = sent_at + ttl_s
+        # Local validity (monotonic clock): the coordinator cannot expire the lease before it,
+        # so a holder cut off from the coordinator stops on its own by then (self-fencing).
+        self._valid_until = valid_until
         if view.get("preempt_requested"):
             self._preempt.set()
         self._task: asyncio.Task[None] | None = None
@@ -207,6 +206,7 @@ class LeaseClient:
             return max(0.0, min(LONG_POLL_S, deadline - time.monotonic()))
 
         while True:
+            sent = time.monotonic()
             view = await self.transport.acquire(holder, str(priority), vram_mb, ttl_s, wait_s())
             try:
                 while view["state"] == "waiting":
@@ -216,20 +216,25 @@ class LeaseClient:
                             f"{wait_timeout_s:g} s",
                             code="gpu_busy",
                         )
+                    sent = time.monotonic()
                     view = await self.transport.poll(view["id"], wait_s())
                 if view["state"] != "granted":
                     raise ServiceUnavailable(f"lease request for {holder!r} ended: {view['state']}")
-                # A first heartbeat right away pins down how long the lease surely lives
-                # (the grant itself may have happened long before the long poll answered).
-                sent = time.monotonic()
-                view = await self.transport.heartbeat(view["id"], int(view["token"]), 0.0)
+                lease_ttl = float(view.get("ttl_s") or ttl_s)
+                # The coordinator began answering at `since` (its clock), after we sent at
+                # `sent` (ours): the lease surely lives `expires_at - since` past `sent`.
+                remaining = float(view["expires_at"]) - float(view.get("since") or view["now"])
+                if remaining < lease_ttl / 2:  # granted long before this answer: heartbeat
+                    sent = time.monotonic()
+                    view = await self.transport.heartbeat(view["id"], int(view["token"]), 0.0)
+                    remaining = lease_ttl
             except (LeaseLost, UnknownLease):
                 continue  # lost between grant and first heartbeat: ask again
             except BaseException:
                 with contextlib.suppress(Exception):
                     await asyncio.shield(self.transport.cancel(view["id"]))
                 raise
-            lease = Lease(self.transport, view, float(view.get("ttl_s", ttl_s)), sent)
+            lease = Lease(self.transport, view, lease_ttl, sent + remaining)
             lease._start()
             return lease
 
@@ -268,7 +273,9 @@ class _BackendTransport:
         self, holder: str, priority: str, vram_mb: int, ttl_s: float, wait_s: float
     ) -> dict[str, Any]:
         view = await self.backend.acquire(holder, priority, vram_mb, ttl_s)
-        return await self.poll(view["id"], wait_s)
+        if view["state"] != "waiting" or wait_s <= 0:
+            return {**view, "since": view["now"]}
+        return {**await self.poll(view["id"], wait_s), "since": view["now"]}
 
     async def poll(self, lease_id: str, wait_s: float) -> dict[str, Any]:
         return await wait_view(

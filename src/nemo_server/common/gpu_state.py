@@ -592,10 +592,11 @@ async def wait_view(
     """
     deadline = time.monotonic() + max(0.0, wait_s)
     view = await fetch()
+    since = view.get("now")  # the state's clock when this wait began (see `since` in views)
     while not done(view):
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             break
         await backend.wait_change(min(remaining, poll_s))
         view = await fetch()
-    return view
+    return {**view, "since": since}

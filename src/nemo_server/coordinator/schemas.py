@@ -52,6 +52,11 @@ class LeaseView(BaseModel):
     granted_at: float | None = None
     expires_at: float | None = None
     now: float | None = Field(default=None, description="The coordinator's clock.")
+    since: float | None = Field(
+        default=None,
+        description="The coordinator's clock when it began answering this request: a lease "
+        "granted in the answer surely lives `expires_at - since` past the request's sending.",
+    )
 
 
 class GpuStatus(BaseModel):

@@ -46,8 +46,8 @@ class CoordinatorService:
         """Queue a request; wait up to `wait_s` for the grant."""
         view = await self.backend.acquire(holder, priority, vram_mb, ttl_s)
         if view["state"] != "waiting" or wait_s <= 0:
-            return view
-        return await self.get(view["id"], wait_s)
+            return {**view, "since": view["now"]}
+        return {**await self.get(view["id"], wait_s), "since": view["now"]}
 
     async def get(self, lease_id: str, wait_s: float = 0.0) -> dict[str, Any]:
         """A request's view; with `wait_s`, held until it is no longer waiting."""
