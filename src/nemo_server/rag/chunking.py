@@ -1,6 +1,6 @@
 """Structure-aware chunking: sections stay whole where they fit, transcripts split at turns.
 
-Documents: a heading opens a new section and no chunk crosses a section boundary; blocks of a
+Documents: a heading opens a new section and no chunk crosses a section or page boundary; blocks of a
 section are packed up to `chunk_words`; a block larger than that is split at sentence ends with
 a small overlap. Transcripts: consecutive segments are packed up to `chunk_words` words or
 `max_seconds`, preferring to break where the speaker changes.
@@ -92,7 +92,12 @@ def chunk_document(blocks: list[Block], chunk_words: int, overlap: int) -> list[
                 parts = [Block(text=piece, kind=block.kind, heading=block.heading, page=block.page)]
                 flush()
             continue
-        if parts and (size + n > chunk_words or block.heading != parts[0].heading):
+        # Sections and pages bound chunks, so a citation names one heading and one page.
+        if parts and (
+            size + n > chunk_words
+            or block.heading != parts[0].heading
+            or block.page != parts[-1].page
+        ):
             flush()
         parts.append(block)
         size += n

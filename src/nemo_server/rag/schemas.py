@@ -48,6 +48,13 @@ class DocumentIn(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict, description="Returned exactly as given.")
 
 
+class DocumentBatchIn(BaseModel):
+    """Several JSON documents ingested with one encoder pass."""
+
+    model_config = ConfigDict(extra="forbid")
+    documents: list[DocumentIn] = Field(min_length=1, max_length=1000)
+
+
 class DocumentOut(BaseModel):
     id: str
     object: Literal["rag.document"] = "rag.document"

@@ -23,7 +23,7 @@ from nemo_server.common.errors import (
     Unprocessable,
 )
 from nemo_server.rag import answering
-from nemo_server.rag.chunking import chunk_document, chunk_transcript
+from nemo_server.rag.chunking import ChunkDraft, chunk_document, chunk_transcript
 from nemo_server.rag.engines import Embedder
 from nemo_server.rag.ingest import Parsed
 from nemo_server.rag.llm_client import LlmClient
@@ -46,6 +46,12 @@ class IngestOptions:
     date: datetime | None
     metadata: dict[str, Any]
     filename: str | None = None
+
+
+@dataclass
+class _Prepared:
+    new: NewDocument
+    drafts: list[ChunkDraft]
 
 
 class SearchCache:
@@ -137,7 +143,35 @@ class RagService:
         """Chunk, embed and store a parsed document; an identical one is returned instead."""
         return await to_thread.run_sync(self._ingest, principal.user_id, parsed, opts)
 
+    async def ingest_many(
+        self, principal: Principal, items: list[tuple[Parsed, IngestOptions]]
+    ) -> list[DocumentOut]:
+        """Ingest several documents with one encoder pass (as fast as raw batch encoding)."""
+        return await to_thread.run_sync(self._ingest_many, principal.user_id, items)
+
     def _ingest(self, user_id: str, parsed: Parsed, opts: IngestOptions) -> DocumentOut:
+        return self._ingest_many(user_id, [(parsed, opts)])[0]
+
+    def _ingest_many(
+        self, user_id: str, items: list[tuple[Parsed, IngestOptions]]
+    ) -> list[DocumentOut]:
+        prepared = [self._prepare(user_id, parsed, opts) for parsed, opts in items]
+        texts = [d.embed_text for p in prepared if isinstance(p, _Prepared) for d in p.drafts]
+        vectors = self.embedder.encode(texts)
+        out: list[DocumentOut] = []
+        offset = 0
+        for p in prepared:
+            if isinstance(p, DocumentOut):
+                out.append(p)
+                continue
+            n = len(p.drafts)
+            out.append(self._store(user_id, p, vectors[offset : offset + n]))
+            offset += n
+        return out
+
+    def _prepare(
+        self, user_id: str, parsed: Parsed, opts: IngestOptions
+    ) -> _Prepared | DocumentOut:
         s = self.settings
         param = "segments" if parsed.is_transcript else ("file" if opts.filename else "text")
         if not any(b.text.strip() for b in parsed.blocks):
@@ -152,14 +186,15 @@ class RagService:
             drafts = chunk_document(parsed.blocks, s.chunk_words, s.chunk_overlap_words)
         if not drafts:
             raise Unprocessable("the document is empty: no text could be extracted", param=param)
-        vectors = self.embedder.encode([d.embed_text for d in drafts])
         title = opts.title or parsed.title or opts.filename or _first_words(parsed.blocks[0].text)
+        default_source = (
+            "transcript" if parsed.is_transcript else "upload" if opts.filename else "text"
+        )
         new = NewDocument(
             user_id=user_id,
             collection=opts.collection,
             title=title[:500],
-            source=opts.source
-            or ("transcript" if parsed.is_transcript else "upload" if opts.filename else "text"),
+            source=opts.source or default_source,
             kind=parsed.kind,
             filename=opts.filename,
             content_hash=content_hash,
@@ -167,7 +202,10 @@ class RagService:
             doc_date=opts.date,
             char_count=sum(len(b.text) for b in parsed.blocks),
         )
-        doc, chunks, generation = self.store.insert(new, drafts, vectors)
+        return _Prepared(new, drafts)
+
+    def _store(self, user_id: str, p: _Prepared, vectors: Any) -> DocumentOut:
+        doc, chunks, generation = self.store.insert(p.new, p.drafts, vectors)
         if generation is None:
             return document_out(doc, deduplicated=True)
         when = date_ts(doc.doc_date or doc.created_at)
@@ -182,7 +220,7 @@ class RagService:
                 embed_text(c),
                 vectors[i],
             )
-            for i, (c, d) in enumerate(zip(chunks, drafts, strict=True))
+            for i, (c, d) in enumerate(zip(chunks, p.drafts, strict=True))
         ]
         self.indexes.apply(user_id, generation, add=rows)
         self.cache.drop_user(user_id)

@@ -39,7 +39,11 @@ class MiniLMEmbedder:
         self.name = name
         self.batch_size = batch_size
         self._model = SentenceTransformer(model_path, device=self.device)
-        self.dim = int(self._model.get_sentence_embedding_dimension() or 384)
+        get_dim = (
+            getattr(self._model, "get_embedding_dimension", None)
+            or self._model.get_sentence_embedding_dimension
+        )
+        self.dim = int(get_dim() or 384)
         # torch already uses every core for one batch; concurrent calls only thrash.
         self._lock = threading.Lock()
 
