@@ -50,6 +50,7 @@ TRANSCRIPT = {
     "text": "I feel so sad today. Wow I am so happy for you!",
     "language": "en",
     "duration": 4.5,
+    "transcript_id": "tr-123",
     "segments": [
         {
             "id": 0,

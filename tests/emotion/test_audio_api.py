@@ -34,6 +34,7 @@ def test_segments_get_prosody_text_emotion_and_speakers(make_client, settings) -
         }
     ]
     assert body["language"] == "en" and abs(body["duration"] - 4.5) < 0.01
+    assert body["source_id"] == "tr-123"  # the transcript's id links the stored segments
     quiet, lively = body["segments"]
     assert (quiet["start"], quiet["end"], quiet["speaker"]) == (0.0, 2.0, "SPEAKER_00")
     assert quiet["text"] == "I feel so sad today."

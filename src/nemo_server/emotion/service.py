@@ -204,7 +204,10 @@ class EmotionService:
                     "valence": round(float(valence), 3),
                 }
             )
-        source = source_id or str(transcript.get("id") or uuid.uuid4().hex)
+        # The transcription service keeps the transcript too; its id links the two.
+        source = source_id or str(
+            transcript.get("transcript_id") or transcript.get("id") or uuid.uuid4().hex
+        )
         if self._should_store(store) and out_segments:
             rows = [
                 NewResult(
