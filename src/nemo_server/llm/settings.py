@@ -61,7 +61,10 @@ class LlmSettings(ServiceSettings):
         description="Tokens per llama_decode call; long prompts are fed in chunks of this size.",
     )
     threads: int | None = Field(
-        default=None, ge=1, description="CPU threads for llama.cpp; unset means all cores."
+        default=None,
+        ge=1,
+        description="CPU threads for llama.cpp; unset means half the cores (spin-waiting threads "
+        "on a busy shared CPU are far slower than fewer threads).",
     )
     keep_alive_s: float = Field(
         default=300.0,

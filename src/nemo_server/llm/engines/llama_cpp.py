@@ -74,7 +74,9 @@ class LlamaCppModel:
         ctx_params.n_seq_max = self.n_slots
         # Separate KV streams per sequence: requests share no prefix, and this is faster then.
         ctx_params.kv_unified = False
-        threads = options.n_threads or os.cpu_count() or 1
+        # Half the cores by default: llama.cpp's threads spin-wait at every step, and on a CPU
+        # shared with the other services a thread that loses its core stalls all of them.
+        threads = options.n_threads or max(1, (os.cpu_count() or 2) // 2)
         ctx_params.n_threads = threads
         ctx_params.n_threads_batch = threads
         self._ctx = LlamaContext(model=self._model, params=ctx_params, verbose=False)
