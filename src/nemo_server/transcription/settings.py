@@ -96,6 +96,9 @@ class TranscriptionSettings(ServiceSettings):
     stream_partial_every_s: float = Field(
         default=1.0, gt=0, description="Live: audio between two partial results."
     )
+    stream_beam_size: int = Field(
+        default=1, ge=1, le=10, description="Live: beam size of final segments (1 is fastest)."
+    )
     stream_speaker_threshold: float = Field(
         default=0.75,
         gt=0,

@@ -83,6 +83,7 @@ class LiveSession:
         self._last_speech_at = 0.0  # clock when the last speech frame arrived
         self._since_partial = 0
         self._last_speaker: str | None = None
+        self._first_at: float | None = None
         self.finals: list[Segment] = []
         self.delays: list[float] = []
 
@@ -93,6 +94,8 @@ class LiveSession:
     def feed(self, pcm16: bytes) -> list[dict[str, Any]]:
         """Take little-endian int16 mono PCM; return partial/final events it completes."""
         arrived = self.clock()
+        if self._first_at is None:
+            self._first_at = arrived
         samples = np.frombuffer(pcm16[: len(pcm16) // 2 * 2], dtype="<i2").astype(np.float32)
         self._pending = np.concatenate([self._pending, samples / 32768.0])
         events: list[dict[str, Any]] = []
@@ -135,16 +138,28 @@ class LiveSession:
         ):
             return [self._final()]
         if self._since_partial >= self.settings.stream_partial_every_s * SAMPLE_RATE:
+            if self._lag(arrived) > self.settings.stream_partial_every_s:
+                return []  # behind real time: skip previews so finals are not delayed
             self._since_partial = 0
             partial = self._partial()
             return [partial] if partial else []
         return []
 
+    def _lag(self, now: float) -> float:
+        """How far processing trails a real-time sender (negative when it sends faster)."""
+        if self._first_at is None:
+            return 0.0
+        return (now - self._first_at) - self._consumed / SAMPLE_RATE
+
     def _recognise(self, audio: np.ndarray, partial: bool) -> list[Segment]:
         # Partials are a preview: greedy decoding keeps them cheap.
-        options = self.options
+        base = self.options
         if partial:
-            options = AsrOptions(options.language, options.prompt, False, False, 1)
+            options = AsrOptions(base.language, base.prompt, False, False, 1)
+        else:
+            options = AsrOptions(
+                base.language, base.prompt, True, False, self.settings.stream_beam_size
+            )
         return self.engine.transcribe(audio, options).segments
 
     def _partial(self) -> dict[str, Any] | None:

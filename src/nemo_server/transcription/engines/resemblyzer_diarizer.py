@@ -17,8 +17,14 @@ from nemo_server.transcription.engines.vad import FRAME_S, SpeechDetector
 
 _WINDOW_FRAMES = 160  # Resemblyzer's partial: 1.6 s of 10 ms frames
 _RATE = 4.0  # partial embeddings per second
-_SAME_SPEAKER = 0.80  # centroids closer than this (cosine) are one voice
+# Two clusters are one voice when their centroids are this close (cosine), or nearly as close
+# with one cluster a sliver (a single voice split in two gives a lopsided split).
+_SAME_SPEAKER = 0.88
+_SAME_SPEAKER_LOPSIDED = 0.78
+_SLIVER = 0.12
 _MIN_TURN_S = 0.3
+_MAX_GAP_FRAMES = 15  # pauses under 150 ms inside speech are part of the turn
+_MIN_SHARE = 0.05  # smallest cluster, as a share of windows, an estimated speaker may have
 
 
 class ResemblyzerDiarizer:
@@ -43,7 +49,7 @@ class ResemblyzerDiarizer:
         return np.asarray(vector, dtype=np.float32)
 
     def diarize(self, audio: np.ndarray, bounds: SpeakerBounds) -> list[Turn]:
-        speech = self._speech.mask(audio)
+        speech = _close_gaps(self._speech.mask(audio), _MAX_GAP_FRAMES)
         if speech.sum() * FRAME_S < 0.5:
             return []
         with self._lock:
@@ -101,7 +107,9 @@ def cluster(vectors: np.ndarray, bounds: SpeakerBounds) -> np.ndarray:
     best_labels, best_score = np.zeros(n, dtype=int), -1.0
     for k in range(max(2, low), high + 1):
         labels = _agglomerative(vectors, k)
-        if len(set(labels.tolist())) < 2:
+        # A "speaker" of a few windows is noise or overlapped speech, not a person: such a
+        # clustering does not count (it would otherwise win on silhouette at large k).
+        if np.bincount(labels).min() < max(2, _MIN_SHARE * n):
             continue
         score = float(silhouette_score(vectors, labels, metric="cosine"))
         if score > best_score:
@@ -118,7 +126,9 @@ def _one_voice(vectors: np.ndarray, labels: np.ndarray) -> bool:
         return True
     a, b = np.argsort(sizes)[::-1][:2]
     ca, cb = _unit(vectors[labels == a].mean(axis=0)), _unit(vectors[labels == b].mean(axis=0))
-    return float(ca @ cb) > _SAME_SPEAKER
+    similarity = float(ca @ cb)
+    sliver = sizes[b] / (sizes[a] + sizes[b]) < _SLIVER
+    return similarity > _SAME_SPEAKER or (sliver and similarity > _SAME_SPEAKER_LOPSIDED)
 
 
 def _agglomerative(vectors: np.ndarray, k: int) -> np.ndarray:
@@ -180,6 +190,15 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     padded = np.concatenate([[False], mask, [False]]).astype(np.int8)
     edges = np.flatnonzero(np.diff(padded))
     return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
+
+
+def _close_gaps(mask: np.ndarray, width: int) -> np.ndarray:
+    """Fill silent runs of at most `width` frames between speech (stops between words)."""
+    out = mask.copy()
+    for start, stop in _runs(~mask):
+        if start > 0 and stop < len(mask) and stop - start <= width:
+            out[start:stop] = True
+    return out
 
 
 def _normalise(audio: np.ndarray) -> np.ndarray:
