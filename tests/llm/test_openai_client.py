@@ -1,0 +1,154 @@
+"""The official `openai` package against the service (uvicorn in a thread, real SmolLM2).
+
+The gateway in front is not in this test: the client carries an internal token directly.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+import uvicorn
+
+from nemo_server.common.settings import CommonSettings
+from nemo_server.common.testing import ADMIN, ALICE, internal_headers
+from nemo_server.llm.app import create_app
+from nemo_server.llm.settings import LlmSettings
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, LlmSettings]]:
+    root: Path = tmp_path_factory.mktemp("llm-openai")
+    common = CommonSettings(data_dir=root / "data", secrets_dir=root / "no-secrets")
+    settings = LlmSettings(common=common, parallel_slots=2, context_per_slot=512, threads=1)
+    port = _free_port()
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert srv.started, "the service did not start"
+    yield f"http://127.0.0.1:{port}", settings
+    srv.should_exit = True
+    thread.join(timeout=30)
+
+
+@pytest.fixture
+def client(server: tuple[str, LlmSettings]) -> openai.OpenAI:
+    url, settings = server
+    return openai.OpenAI(
+        base_url=f"{url}/v1",
+        api_key="unused",  # replaced by the internal token the gateway would send
+        default_headers=internal_headers(settings.common, ALICE),
+        max_retries=0,
+    )
+
+
+def test_models(client: openai.OpenAI) -> None:
+    ids = [m.id for m in client.models.list()]
+    assert "smollm2" in ids and "gemma3-270m" in ids
+
+
+def test_chat_whole_and_streamed(client: openai.OpenAI) -> None:
+    messages = [{"role": "user", "content": "Say hello."}]
+    whole = client.chat.completions.create(
+        model="smollm2", messages=messages, max_tokens=8, temperature=0.5, top_p=0.9, seed=3
+    )
+    again = client.chat.completions.create(
+        model="smollm2", messages=messages, max_tokens=8, temperature=0.5, top_p=0.9, seed=3
+    )
+    assert whole.choices[0].message.content == again.choices[0].message.content
+    assert whole.usage is not None and 0 < whole.usage.completion_tokens <= 8
+    stream = client.chat.completions.create(
+        model="smollm2",
+        messages=messages,
+        max_tokens=8,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text and chunks[-1].usage is not None
+    assert chunks[-1].usage.completion_tokens > 0
+
+
+def test_text_completion_with_stop(client: openai.OpenAI) -> None:
+    result = client.completions.create(
+        model="smollm2", prompt="One, two, three,", max_tokens=10, stop=["\n"], temperature=0
+    )
+    assert "\n" not in result.choices[0].text
+    assert result.choices[0].finish_reason in ("stop", "length")
+
+
+def test_json_schema_response_format(client: openai.OpenAI) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"answer": {"type": "string", "enum": ["yes", "no"]}},
+        "required": ["answer"],
+    }
+    result = client.chat.completions.create(
+        model="smollm2",
+        messages=[{"role": "user", "content": "Is the sky blue? Answer in JSON."}],
+        max_tokens=30,
+        response_format={"type": "json_schema", "json_schema": {"name": "a", "schema": schema}},
+    )
+    assert json.loads(result.choices[0].message.content or "")["answer"] in ("yes", "no")
+
+
+def test_errors_come_back_as_openai_errors(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.NotFoundError) as missing:
+        client.chat.completions.create(model="nope", messages=[{"role": "user", "content": "x"}])
+    assert missing.value.body["param"] == "model"  # type: ignore[index]
+    with pytest.raises(openai.BadRequestError) as too_long:
+        client.chat.completions.create(
+            model="smollm2", messages=[{"role": "user", "content": "word " * 600}]
+        )
+    assert too_long.value.body["code"] == "context_length_exceeded"  # type: ignore[index]
+    assert too_long.value.body["context_length"] == 512  # type: ignore[index]
+
+
+def test_client_disconnect_frees_the_slot(server: tuple[str, LlmSettings]) -> None:
+    url, settings = server
+    headers = internal_headers(settings.common, ALICE)
+    admin = internal_headers(settings.common, ADMIN)
+    body = {
+        "model": "smollm2",
+        "stream": True,
+        "max_tokens": 400,
+        "messages": [{"role": "user", "content": "Write a very long story."}],
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {"name": "s", "schema": {"type": "string", "minLength": 2000}},
+        },
+    }
+    with httpx.Client(base_url=url, timeout=30) as http:
+        with http.stream("POST", "/v1/chat/completions", headers=headers, json=body) as r:
+            lines = r.iter_lines()
+            assert next(lines).startswith("data: ")
+            status = http.get("/v1/llm/status", headers=admin).json()
+            assert status["loaded"][0]["active"] == 1
+        # The response is closed mid-stream: the slot is freed without waiting for 400 tokens.
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            loaded = http.get("/v1/llm/status", headers=admin).json()["loaded"][0]
+            if loaded["active"] == 0 and loaded["in_use"] == 0:
+                break
+            time.sleep(0.05)
+        assert (loaded["active"], loaded["in_use"]) == (0, 0)
