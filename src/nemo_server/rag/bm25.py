@@ -79,6 +79,7 @@ class Bm25Index:
         self._alive = np.zeros(0, dtype=bool)
         self._segments: list[_Segment] = []
         self._total_len = 0.0
+        self._norm: np.ndarray | None = None  # per-row length normalisation, cached
 
     @property
     def rows(self) -> int:
@@ -117,6 +118,7 @@ class Bm25Index:
         self._lengths = np.concatenate([self._lengths, lengths])
         self._alive = np.concatenate([self._alive, np.ones(len(texts), dtype=bool)])
         self._total_len += float(lengths.sum())
+        self._norm = None
         if len(self._segments) > self.MAX_SEGMENTS:
             self._merge()
 
@@ -130,6 +132,7 @@ class Bm25Index:
             seg = next(s for s in reversed(self._segments) if s.offset <= row)
             terms = seg.matrix.getrow(row - seg.offset).indices
             self._df[terms] -= 1
+        self._norm = None
 
     def _merge(self) -> None:
         from scipy import sparse
@@ -164,8 +167,10 @@ class Bm25Index:
         weights = np.fromiter(counts.values(), dtype=np.float64)
         df = self._df[term_ids].astype(np.float64)
         idf = np.log1p((live - df + 0.5) / (df + 0.5)) * weights
-        avgdl = max(self._total_len / live, 1e-9)
-        norm = self.k1 * (1 - self.b + self.b * self._lengths / avgdl)
+        if self._norm is None:
+            avgdl = max(self._total_len / live, 1e-9)
+            self._norm = self.k1 * (1 - self.b + self.b * self._lengths / avgdl)
+        norm = self._norm
         for seg in self._segments:
             inside = term_ids < seg.matrix.shape[1]
             if not inside.any():

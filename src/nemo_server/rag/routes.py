@@ -188,6 +188,8 @@ async def answer(body: AnswerRequest, service: Service, principal: Caller) -> Re
     Events: `citations`, then `delta` pieces of cleaned text, then `done` (full answer and the
     cited numbers), then `[DONE]`. 503 when retrieval fails: never an answer without memory.
     """
+    if body.k is None:
+        body = body.model_copy(update={"k": service.settings.answer_top_k})
     hits = await service.retrieve_for_answer(principal, body)
     events = service.answer_events(
         principal, body.query, hits, model=body.model, max_tokens=body.max_tokens

@@ -138,7 +138,12 @@ class SearchResponse(BaseModel):
 class AnswerRequest(SearchRequest):
     """`POST /v1/rag/answer`: search, then the LLM answers from the hits with citations."""
 
-    k: int = Field(default=6, ge=1, le=20)
+    k: int | None = Field(  # type: ignore[assignment]
+        default=None,
+        ge=1,
+        le=20,
+        description="Chunks given to the LLM (default NEMO_RAG_ANSWER_TOP_K).",
+    )
     stream: bool = Field(default=True, description="Server-sent events (default) or one JSON body.")
     model: str | None = Field(default=None, max_length=200)
     max_tokens: int | None = Field(default=None, ge=16, le=4096)
