@@ -174,6 +174,14 @@ class MLService:
                 raise Unprocessable(
                     "confounders: treatment or outcome named as a confounder", param="confounders"
                 )
+        if req.method != "linear_regression":
+            column = next(c for c in row.columns if c["name"] == req.treatment)
+            if column["unique"] != 2:
+                raise Unprocessable(
+                    f"method: {req.method} needs a binary treatment; {req.treatment!r} has "
+                    f"{column['unique']} values",
+                    param="method",
+                )
         if req.graph:
             check_columns(row, sorted({n for edge in req.graph for n in edge}), "graph")
         if not req.confounders and not req.graph and not req.discover:
