@@ -211,6 +211,22 @@ def test_live_stream_gives_partials_finals_and_speakers(client, headers, dialogu
     assert stored.json()["source"] == "stream" and len(stored.json()["segments"]) >= 3
 
 
+def test_live_stream_takes_browser_webm_chunks(client, headers, dialogue):
+    data = encode(dialogue.audio, "webm", "libopus")
+    finals = []
+    with client.websocket_connect("/v1/audio/stream?format=webm", headers=headers) as ws:
+        assert ws.receive_json()["type"] == "ready"
+        for i in range(0, len(data), 8192):
+            ws.send_bytes(data[i : i + 8192])
+        ws.send_json({"type": "end"})
+        while (event := ws.receive_json())["type"] != "done":
+            if event["type"] == "final":
+                finals.append(event)
+    assert len(finals) >= 3
+    assert word_error_rate(dialogue.text, " ".join(f["text"] for f in finals)) <= 0.3
+    assert finals[-1]["end"] <= len(dialogue.audio) / 16_000 + 0.5
+
+
 def test_live_stream_rejects_unknown_model(client, headers):
     with client.websocket_connect("/v1/audio/stream?model=nope", headers=headers) as ws:
         event = ws.receive_json()

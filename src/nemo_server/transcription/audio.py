@@ -89,3 +89,48 @@ async def decode_bytes(data: bytes, limits: DecodeLimits, suffix: str = "") -> n
             return decode_file(Path(handle.name), limits)
 
     return await asyncio.to_thread(work)
+
+
+class IncrementalDecoder:
+    """Decodes a container stream (browser webm/ogg opus) that arrives in pieces.
+
+    Each decode runs over everything received so far in the limited subprocess and hands out
+    only the samples not handed out before; the last 0.1 s is held back until `finish()`
+    because the resampler's tail may still change when more data arrives.
+    """
+
+    _HOLD = 1600
+
+    def __init__(self, limits: DecodeLimits, max_bytes: int, suffix: str = ".webm") -> None:
+        self.limits = limits
+        self.max_bytes = max_bytes
+        self.suffix = suffix
+        self._data = bytearray()
+        self._emitted = 0
+
+    def push(self, chunk: bytes, *, decode: bool = True) -> np.ndarray:
+        """Add bytes; when `decode`, return the new samples (16 kHz float32)."""
+        if len(self._data) + len(chunk) > self.max_bytes:
+            raise PayloadTooLarge(
+                f"stream is larger than the limit of {self.max_bytes} bytes", param="stream"
+            )
+        self._data += chunk
+        return self._decode(final=False) if decode else np.zeros(0, dtype=np.float32)
+
+    def finish(self) -> np.ndarray:
+        return self._decode(final=True)
+
+    def _decode(self, final: bool) -> np.ndarray:
+        with tempfile.NamedTemporaryFile(prefix="nemo-stream-", suffix=self.suffix) as handle:
+            handle.write(self._data)
+            handle.flush()
+            try:
+                audio = decode_file(Path(handle.name), self.limits)
+            except BadRequest:
+                if final:
+                    raise
+                return np.zeros(0, dtype=np.float32)  # not enough of the stream yet
+        ready = len(audio) if final else max(self._emitted, len(audio) - self._HOLD)
+        new = audio[self._emitted : ready]
+        self._emitted = ready
+        return new

@@ -1,7 +1,9 @@
 """`WS /v1/audio/stream`: live transcription.
 
-Protocol: connect (query `model`, `language`, `diarize`), receive `{"type": "ready"}`; send
-binary frames of 16 kHz mono little-endian int16 PCM (any size); receive `partial` and
+Protocol: connect (query `model`, `language`, `diarize`, `format`), receive
+`{"type": "ready"}`; send binary frames of 16 kHz mono little-endian int16 PCM (any size), or
+with `format=webm` / `format=ogg` the chunks a browser's MediaRecorder produces (opus in
+webm/ogg, decoded incrementally in the limited subprocess); receive `partial` and
 `final` events (`start`/`end` in seconds from the stream start, `speaker`, `words`, and
 `delay_s`: speech end to final). Send `{"type": "end"}` to flush; the server answers
 `{"type": "done", "transcript_id": ...}` (the stream is stored as a transcript) and closes.
@@ -12,13 +14,17 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
+from typing import Literal
 
+import numpy as np
 from fastapi import WebSocket, WebSocketDisconnect
 
 from nemo_server.common.app import service_router
 from nemo_server.common.auth import Principal
 from nemo_server.common.errors import NemoError
 from nemo_server.common.gpu import Priority
+from nemo_server.transcription.audio import IncrementalDecoder
 from nemo_server.transcription.service import Request as AsrRequest
 from nemo_server.transcription.service import TranscriptionService
 from nemo_server.transcription.streaming import LiveSession
@@ -34,6 +40,7 @@ async def audio_stream(
     model: str | None = None,
     language: str | None = None,
     diarize: bool = True,
+    format: Literal["pcm16", "webm", "ogg"] = "pcm16",
 ) -> None:
     """Live transcription of a PCM stream with partial/final segments and online speakers."""
     service: TranscriptionService = websocket.app.state.transcription
@@ -54,6 +61,11 @@ async def audio_stream(
         await websocket.close(code=4000 + min(exc.status_code, 999))
         return
     session = LiveSession(engine, service.settings, options, embedder)
+    container = None
+    if format != "pcm16":
+        container = IncrementalDecoder(
+            service.limits, service.settings.max_body_bytes, f".{format}"
+        )
     await websocket.send_json({"type": "ready", "sample_rate": 16_000, "model": name})
     async with service.leases.lease(
         f"transcription:live:{principal.user_id}",
@@ -62,8 +74,12 @@ async def audio_stream(
         wait_timeout_s=60,
     ):
         try:
-            await _pump(websocket, session)
+            await _pump(websocket, session, container)
         except WebSocketDisconnect:
+            return
+        except NemoError as exc:
+            await websocket.send_json({"type": "error", "message": exc.message})
+            await websocket.close(code=4000 + min(exc.status_code, 999))
             return
     record = await asyncio.to_thread(
         service.store.save_transcript,
@@ -90,7 +106,14 @@ async def audio_stream(
     await websocket.close()
 
 
-async def _pump(websocket: WebSocket, session: LiveSession) -> None:
+def _pcm(samples: np.ndarray) -> bytes:
+    return (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
+
+
+async def _pump(
+    websocket: WebSocket, session: LiveSession, container: IncrementalDecoder | None
+) -> None:
+    last_decode = 0.0
     while True:
         message = await websocket.receive()
         if message["type"] == "websocket.disconnect":
@@ -100,6 +123,13 @@ async def _pump(websocket: WebSocket, session: LiveSession) -> None:
             if len(data) > _MAX_FRAME:
                 await websocket.send_json({"type": "error", "message": "frame over 1 MiB"})
                 continue
+            if container is not None:
+                # Decoding the container costs a subprocess: at most twice a second.
+                due = time.monotonic() - last_decode >= 0.5
+                samples = await asyncio.to_thread(container.push, data, decode=due)
+                if due:
+                    last_decode = time.monotonic()
+                data = _pcm(samples)
             for event in await asyncio.to_thread(session.feed, data):
                 await websocket.send_json(event)
             continue
@@ -108,6 +138,10 @@ async def _pump(websocket: WebSocket, session: LiveSession) -> None:
         except ValueError:
             control = None
         if isinstance(control, dict) and control.get("type") == "end":
+            if container is not None:
+                tail = await asyncio.to_thread(container.finish)
+                for event in await asyncio.to_thread(session.feed, _pcm(tail)):
+                    await websocket.send_json(event)
             for event in await asyncio.to_thread(session.flush):
                 await websocket.send_json(event)
             return
