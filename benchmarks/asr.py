@@ -101,8 +101,9 @@ def main() -> None:
     settings = TranscriptionSettings(cpu_threads=args.threads, device="cpu")
     headers = internal_headers(settings.common, ALICE)
     svc_edits, svc_time = 0, 0.0
+    by_voice: dict[str, list[int]] = {MALE: [0, 0], FEMALE: [0, 0]}
     with TestClient(create_app(settings)) as client:
-        for text, clip in zip(texts, clips, strict=True):
+        for text, clip, voice in zip(texts, clips, voices, strict=True):
             started = time.perf_counter()
             response = client.post(
                 "/v1/audio/transcriptions",
@@ -112,7 +113,10 @@ def main() -> None:
             )
             svc_time += time.perf_counter() - started
             response.raise_for_status()
-            svc_edits += edit_distance(normalise(text), normalise(response.json()["text"]))
+            edits = edit_distance(normalise(text), normalise(response.json()["text"]))
+            svc_edits += edits
+            by_voice[voice][0] += edits
+            by_voice[voice][1] += len(normalise(text))
         stream = None if args.no_stream else _stream(client, headers)
 
     raw_wer, svc_wer = raw_edits / ref_words, svc_edits / ref_words
@@ -125,6 +129,7 @@ def main() -> None:
         "reference_words": ref_words,
         "service_wer": round(svc_wer, 4),
         "raw_wer": round(raw_wer, 4),
+        "service_wer_by_voice": {v: round(e / max(n, 1), 4) for v, (e, n) in by_voice.items()},
         "accuracy_ratio": round((1 - svc_wer) / (1 - raw_wer), 4),
         "service_rtf": round(svc_time / audio_s, 4),
         "raw_rtf": round(raw_time / audio_s, 4),

@@ -4,27 +4,31 @@ from __future__ import annotations
 
 import re
 
-_NUMBERS = {
-    "0": "zero",
-    "1": "one",
-    "2": "two",
-    "3": "three",
-    "4": "four",
-    "5": "five",
-    "6": "six",
-    "7": "seven",
-    "8": "eight",
-    "9": "nine",
-    "10": "ten",
-    "11": "eleven",
-    "12": "twelve",
-}
+_ONES = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen"
+).split()
+_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+
+
+def _spell(number: int) -> list[str]:
+    """0..99 spelled out as words (`42` -> `forty two`)."""
+    if number < 20:
+        return [_ONES[number]]
+    tens, ones = divmod(number, 10)
+    return [_TENS[tens]] + ([_ONES[ones]] if ones else [])
 
 
 def normalise(text: str) -> list[str]:
-    """Lower-cased words without punctuation; small numbers spelled out."""
+    """Lower-cased words without punctuation; numbers under 100 spelled out."""
     words = re.sub(r"[^a-z0-9' ]+", " ", text.lower().replace("-", " ")).split()
-    return [_NUMBERS.get(w, w).strip("'") for w in words if w.strip("'")]
+    out: list[str] = []
+    for word in (w.strip("'") for w in words):
+        if word.isdigit() and int(word) < 100:
+            out.extend(_spell(int(word)))
+        elif word:
+            out.append(word)
+    return out
 
 
 def edit_distance(ref: list[str], hyp: list[str]) -> int:
