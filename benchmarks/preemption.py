@@ -5,12 +5,13 @@ foreground request of 500 MB needs it to yield):
 - foreground grant latency p50/p99 (goal: p99 <= U + 20 ms), requests arriving at random
   phases of the background's unit;
 - foreground throughput (closed loop, fixed work per request) with the background running,
-  divided by the same loop without it (goal >= 0.9);
+  divided by the same loop without it (goal >= 0.9), with the coordinator's linger window
+  (`--linger-s`, its default) and without it (0: every request pre-empts the job anew);
 - that no background unit was lost or done twice: every unit's result is checkpointed under a
   validated fencing token, and the checkpoints must be exactly 0..K-1, once each.
 
 Transports: `local` (the state machine in process, LocalLeaseClient) and `http` (a real
-coordinator served by uvicorn in a thread, HttpLeaseClient: what services use). Work is
+coordinator process served by uvicorn, HttpLeaseClient: what services use). Work is
 simulated with sleeps, so figures are the protocol's overhead, not a GPU's.
 
     .venv/bin/python benchmarks/preemption.py [--units-ms 20,50,100,200] [--transport both]
@@ -25,11 +26,13 @@ import os
 import random
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
-import threading
 import time
 from typing import Any
+
+import httpx
 
 from nemo_server.common.auth import InternalTokenCodec
 from nemo_server.common.gpu import (
@@ -80,7 +83,9 @@ async def foreground(client: LeaseClient, work_s: float) -> float:
     return granted
 
 
-async def latency(client: LeaseClient, unit_s: float, requests: int, rng: random.Random) -> dict:
+async def latency(
+    client: LeaseClient, unit_s: float, requests: int, gap_s: float, rng: random.Random
+) -> dict:
     job = Job(unit_s)
     task = asyncio.create_task(
         run_preemptible(client, "bench:bg", job.unit, vram_mb=BG_MB, ttl_s=10)
@@ -90,7 +95,7 @@ async def latency(client: LeaseClient, unit_s: float, requests: int, rng: random
     for _ in range(requests):
         await asyncio.sleep(rng.uniform(0, unit_s))  # a random phase of the running unit
         waits.append(await foreground(client, 0.02))
-        await asyncio.sleep(2 * unit_s)  # let the background resume
+        await asyncio.sleep(gap_s + 2 * unit_s)  # past the linger window: the job resumes
     job.stop.set()
     result = await task
     return {
@@ -106,22 +111,24 @@ async def latency(client: LeaseClient, unit_s: float, requests: int, rng: random
     }
 
 
-async def throughput(client: LeaseClient, unit_s: float, work_s: float, seconds: float) -> dict:
-    async def loop() -> float:
-        """Foreground requests per second, closed loop."""
-        done, start = 0, time.perf_counter()
-        while time.perf_counter() < start + seconds:
-            await foreground(client, work_s)
-            done += 1
-        return done / (time.perf_counter() - start)
+async def closed_loop(client: LeaseClient, work_s: float, seconds: float) -> float:
+    """Foreground requests per second, back to back."""
+    done, start = 0, time.perf_counter()
+    while time.perf_counter() < start + seconds:
+        await foreground(client, work_s)
+        done += 1
+    return done / (time.perf_counter() - start)
 
-    alone = await loop()
+
+async def throughput(
+    client: LeaseClient, alone: float, unit_s: float, work_s: float, seconds: float
+) -> dict:
     job = Job(unit_s)
     task = asyncio.create_task(
         run_preemptible(client, "bench:bg", job.unit, vram_mb=BG_MB, ttl_s=10)
     )
     await asyncio.sleep(2 * unit_s)
-    shared = await loop()
+    shared = await closed_loop(client, work_s, seconds)
     job.stop.set()
     await task
     return {
@@ -145,27 +152,55 @@ def gpu_info() -> dict[str, Any] | None:
         return None
 
 
-def start_coordinator() -> tuple[str, InternalTokenCodec, Any]:
-    import uvicorn
-
-    from nemo_server.coordinator.app import create_app
-    from nemo_server.coordinator.settings import CoordinatorSettings
+def start_coordinator(linger_s: float) -> tuple[str, InternalTokenCodec, subprocess.Popen]:
+    """A coordinator in its own process (as `nemo up` runs it), on a free port."""
+    from nemo_server.common.settings import CommonSettings
 
     data = tempfile.mkdtemp(prefix="nemo-bench-")
-    os.environ.update(NEMO_DATA_DIR=data, NEMO_SECRETS_DIR=os.path.join(data, "none"))
-    os.environ.pop("NEMO_REDIS_URL", None)
-    settings = CoordinatorSettings(budget_source="config", vram_budget_mb=BUDGET, tick_s=0.05)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEMO_")}
+    env.update(
+        NEMO_DATA_DIR=data,
+        NEMO_SECRETS_DIR=os.path.join(data, "none"),
+        NEMO_COORDINATOR_BUDGET_SOURCE="config",
+        NEMO_COORDINATOR_VRAM_BUDGET_MB=str(BUDGET),
+        NEMO_COORDINATOR_TICK_S="0.05",
+        NEMO_COORDINATOR_LINGER_S=str(linger_s),
+        NEMO_LOG_LEVEL="WARNING",
+    )
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "nemo_server.coordinator.app:create_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
     )
-    threading.Thread(target=server.run, daemon=True).start()
-    while not server.started:
-        time.sleep(0.02)
-    codec = InternalTokenCodec(settings.common.secrets().get("internal_key"))
-    return f"http://127.0.0.1:{port}", codec, server
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            raise RuntimeError("the coordinator did not start")
+        time.sleep(0.1)
+    settings = CommonSettings(data_dir=data, secrets_dir=os.path.join(data, "none"))
+    codec = InternalTokenCodec(settings.secrets().get("internal_key"))
+    return url, codec, proc
 
 
 async def main(args: argparse.Namespace) -> dict:
@@ -181,32 +216,45 @@ async def main(args: argparse.Namespace) -> dict:
         "load_avg_1m": os.getloadavg()[0],
         "gpu": gpu_info(),
     }
-    server = None
-    for name in transports:
+    out["linger_s"] = args.linger_s
+    servers = []
+
+    def make(name: str, linger_s: float) -> LeaseClient:
         if name == "local":
-            client: LeaseClient = LocalLeaseClient(budget_mb=BUDGET)
-        else:
-            url, codec, server = start_coordinator()
-            client = HttpLeaseClient(url, codec)
+            return LocalLeaseClient(budget_mb=BUDGET, linger_s=linger_s)
+        url, codec, server = start_coordinator(linger_s)
+        servers.append(server)
+        return HttpLeaseClient(url, codec)
+
+    work_s = args.fg_work_ms / 1000
+    for name in transports:
         rng = random.Random(args.seed)
-        out[name] = {
-            "latency": [await latency(client, u, args.requests, rng) for u in units],
-            "throughput": [
-                await throughput(client, u, args.fg_work_ms / 1000, args.seconds) for u in units
-            ],
-        }
-        await client.aclose()
-    if server is not None:
-        server.should_exit = True
+        figures: dict[str, Any] = {}
+        for linger_s in (args.linger_s, 0.0):
+            client = make(name, linger_s)
+            if linger_s == args.linger_s:
+                figures["latency"] = [
+                    await latency(client, u, args.requests, linger_s, rng) for u in units
+                ]
+            alone = await closed_loop(client, work_s, args.seconds)
+            figures[f"throughput_linger_{linger_s:g}s"] = [
+                await throughput(client, alone, u, work_s, args.seconds) for u in units
+            ]
+            await client.aclose()
+        out[name] = figures
+    for server in servers:
+        server.terminate()
+        server.wait(timeout=10)
     return out
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--units-ms", default="20,50,100,200")
-    parser.add_argument("--requests", type=int, default=30)
+    parser.add_argument("--requests", type=int, default=20)
+    parser.add_argument("--linger-s", type=float, default=0.5)
     parser.add_argument("--fg-work-ms", type=float, default=500.0)
-    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--transport", choices=["local", "http", "both"], default="both")
     parser.add_argument("--seed", type=int, default=1)
     print(json.dumps(asyncio.run(main(parser.parse_args()))))

@@ -56,7 +56,7 @@ async def test_holder_sees_preemption_pushed_and_yields() -> None:
 
 
 async def test_run_preemptible_yields_between_units_and_loses_or_repeats_none() -> None:
-    client = LocalLeaseClient(budget_mb=1000)
+    client = LocalLeaseClient(budget_mb=1000, linger_s=0)
     done: list[int] = []
     tokens: set[int] = set()
 
@@ -81,6 +81,24 @@ async def test_run_preemptible_yields_between_units_and_loses_or_repeats_none() 
     assert done == list(range(30))
     assert result.units == 30 and result.preemptions == 3 and result.leases_lost == 0
     assert len(tokens) == 4  # resumed under a new lease after each pre-emption
+
+
+async def test_back_to_back_foreground_requests_preempt_the_job_only_once() -> None:
+    client = LocalLeaseClient(budget_mb=1000, linger_s=0.5)
+    done: list[int] = []
+
+    async def unit(lease: Lease) -> bool:
+        await asyncio.sleep(0.02)
+        done.append(len(done))
+        return len(done) < 40
+
+    job = asyncio.create_task(run_preemptible(client, "bg", unit, vram_mb=800, ttl_s=5))
+    await asyncio.sleep(0.05)
+    for _ in range(3):  # within the linger window of each other
+        async with client.lease("chat", priority=Priority.FOREGROUND, vram_mb=500):
+            await asyncio.sleep(0.02)
+    result = await asyncio.wait_for(job, timeout=10)
+    assert result.preemptions == 1 and done == list(range(40))
 
 
 async def test_unit_refused_under_a_revoked_lease_is_redone_under_a_new_one() -> None:

@@ -145,6 +145,19 @@ def test_ageing_lifts_background_above_newer_foreground() -> None:
     assert s.get(26, bg["id"])["state"] == "granted"
 
 
+def test_released_foreground_vram_lingers_only_against_lower_priorities() -> None:
+    s = fresh(linger_s=1.0)
+    fg = s.acquire(0, "fg", "foreground", 500, 30)
+    bg = s.acquire(0, "bg", "background", 800, 30)
+    s.release(1, fg["id"], fg["token"])
+    assert s.get(1.5, bg["id"])["state"] == "waiting"  # held back for a returning foreground
+    again = s.acquire(1.6, "fg", "foreground", 500, 30)
+    assert again["state"] == "granted"
+    s.release(2, again["id"], again["token"])
+    s.tick(3.1)
+    assert s.get(3.1, bg["id"])["state"] == "granted"  # the window passed
+
+
 def test_abandoned_waiting_request_is_dropped() -> None:
     s = fresh()
     s.acquire(0, "h", "foreground", 1000, 300)

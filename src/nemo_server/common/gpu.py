@@ -316,10 +316,11 @@ class LocalLeaseClient(LeaseClient):
         *,
         grace_s: float = 10.0,
         ageing_s: float = 60.0,
+        linger_s: float = 0.5,
         backend: LeaseBackend | None = None,
     ) -> None:
         self.backend: LeaseBackend = backend or MemoryLeaseBackend(
-            StateConfig(budget_mb=budget_mb, grace_s=grace_s, ageing_s=ageing_s)
+            StateConfig(budget_mb=budget_mb, grace_s=grace_s, ageing_s=ageing_s, linger_s=linger_s)
         )
         super().__init__(_BackendTransport(self.backend))
 

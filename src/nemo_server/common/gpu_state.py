@@ -14,6 +14,10 @@ Rules (see ARCHITECTURE.md, "The GPU lease protocol"):
   revoked: its token is refused from then on, but its VRAM stays counted until its TTL runs out
   (or it releases), since until then it may still be finishing a unit in good faith. A holder
   that does not heartbeat within its TTL is revoked.
+- Linger: for `linger_s` after a foreground or interactive holder releases, its VRAM is held
+  back from lower-priority requests (not from its own class), so back-to-back foreground
+  requests do not wait for a background holder to be re-granted and pre-empted again each time.
+  Ageing still lifts a long-waiting request above it.
 - Every grant gets a fencing token larger than every earlier one (tokens start from the wall
   clock in microseconds, so they keep growing across restarts of the state).
 - After state was lost (a restart), no grant is made until every lease granted before the loss
@@ -80,6 +84,7 @@ class StateConfig:
     tombstone_s: float = 3600.0
     max_tombstones: int = 4096
     max_holders: int = 1024
+    linger_s: float = 0.5
 
 
 @dataclass
@@ -122,6 +127,7 @@ class LeaseState:
     ended: dict[str, dict[str, Any]] = field(default_factory=dict)
     holders: dict[str, dict[str, float]] = field(default_factory=dict)
     totals: dict[str, int] = field(default_factory=dict)
+    lingering: dict[str, dict[str, float]] = field(default_factory=dict)
     # Events of the last operations, drained by the caller (metrics); not persisted.
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
@@ -143,6 +149,7 @@ class LeaseState:
             "ended": self.ended,
             "holders": self.holders,
             "totals": self.totals,
+            "lingering": self.lingering,
         }
 
     @classmethod
@@ -156,6 +163,7 @@ class LeaseState:
             ended=dict(data.get("ended", {})),
             holders=dict(data.get("holders", {})),
             totals=dict(data.get("totals", {})),
+            lingering=dict(data.get("lingering", {})),
         )
 
     # ----- derived figures --------------------------------------------------------------
@@ -374,6 +382,13 @@ class LeaseState:
                 self._revoked(entry, now, reason)
             else:
                 self.events.append(("released", {**_view(entry), "reason": reason}))
+                rank = _RANK[Priority(entry.priority)]
+                if reason == "released" and rank < 2 and self.config.linger_s > 0:
+                    self.lingering[entry.id] = {
+                        "rank": rank,
+                        "vram_mb": entry.vram_mb,
+                        "until": now + self.config.linger_s,
+                    }
 
     def _revoke(self, entry: Entry, now: float, reason: str) -> None:
         entry.state = "revoked"
@@ -389,13 +404,19 @@ class LeaseState:
     def _schedule(self, now: float) -> None:
         if now < self.grants_blocked_until:
             return
+        self.lingering = {k: v for k, v in self.lingering.items() if v["until"] > now}
         free = self.config.budget_mb - self.used_mb()
         for entry in self.queue(now):
-            if entry.vram_mb <= free:
+            rank = self._effective_rank(entry, now)
+            held_back = sum(v["vram_mb"] for v in self.lingering.values() if v["rank"] < rank)
+            if entry.vram_mb <= free - held_back:
                 free -= entry.vram_mb
                 self._grant(entry, now)
+                # its class is back: the VRAM held back for it is its own again
+                self.lingering = {k: v for k, v in self.lingering.items() if v["rank"] < rank}
                 continue
-            self._preempt_for(entry, free, now)
+            if entry.vram_mb > free:
+                self._preempt_for(entry, free, now)
             break  # head-of-line: nothing overtakes the first request that does not fit
 
     def _grant(self, entry: Entry, now: float) -> None:

@@ -37,6 +37,7 @@ def create_app(
             grace_s=settings.grace_s,
             ageing_s=settings.ageing_s,
             max_ttl_s=settings.max_ttl_s,
+            linger_s=settings.linger_s,
         )
         store = backend or build_backend(settings, config, metrics.on_event)
         name = type(store).__name__ if backend is not None else backend_name(settings)

@@ -44,11 +44,18 @@ class CoordinatorSettings(ServiceSettings):
         description="A waiting request moves up one priority class per this many seconds "
         "waited (0 disables ageing).",
     )
+    linger_s: float = Field(
+        default=0.5,
+        ge=0,
+        description="After a foreground/interactive holder releases, its VRAM is held back from "
+        "lower-priority requests this long, so back-to-back foreground work does not wait for a "
+        "background holder to be pre-empted each time (0: off).",
+    )
     max_ttl_s: float = Field(
-        default=120.0,
+        default=60.0,
         ge=1,
-        description="Largest lease TTL granted; after lost state (a restart) no grant is made "
-        "for this long, since leases granted before may still be in use.",
+        description="Largest lease TTL granted; after Redis lost its state no grant is made "
+        "for this long plus 2 s, since leases granted before may still be in use.",
     )
     max_wait_s: float = Field(
         default=30.0, ge=0, le=120, description="Longest single long-poll a request may ask for."
