@@ -77,6 +77,7 @@ class _Sequence:
     sampler: Sampler | None = None
     slot: int = -1
     n_past: int = 0  # tokens of this sequence already in the KV cache
+    fed: list[int] = field(default_factory=list)  # exactly the tokens in the KV cache
     last_token: int = -1
     generated: int = 0
     held: str = ""  # text held back because it may be the start of a stop string
@@ -121,6 +122,9 @@ class BatchScheduler:
         self._order = itertools.count()
         self._running: list[_Sequence] = []
         self._free_slots = list(range(n_slots))
+        # Tokens whose KV a free slot still holds: a request sharing a prefix with them (the
+        # same system prompt, a conversation's history) skips evaluating that prefix again.
+        self._slot_cache: dict[int, list[int]] = {slot: [] for slot in range(n_slots)}
         self._closing = False
         self._thread = threading.Thread(target=self._loop, name="llm-decode", daemon=True)
         self._thread.start()
@@ -190,6 +194,8 @@ class BatchScheduler:
                 except Exception as exc:  # a failed decode ends the requests in it, not the loop
                     with self._cond:
                         for seq in list(self._running):
+                            seq.fed = []
+                            self._lib.llama_memory_seq_rm(self._ctx.memory, seq.slot, -1, -1)
                             self._finish(seq, exc)
 
     def _drop_cancelled(self) -> None:
@@ -217,17 +223,42 @@ class BatchScheduler:
             ):
                 skipped.append(entry)
                 continue
-            seq.slot = self._free_slots.pop(0)
+            self._assign_slot(seq)
             self._running.append(seq)
         for entry in skipped:
             heapq.heappush(self._waiting, entry)
 
+    def _assign_slot(self, seq: _Sequence) -> None:
+        """Take the free slot whose cached tokens share the longest prefix with the prompt."""
+        prompt = seq.request.prompt_tokens
+
+        def shared(slot: int) -> int:
+            cached = self._slot_cache[slot]
+            n = 0
+            for a, b in zip(cached, prompt, strict=False):
+                if a != b:
+                    break
+                n += 1
+            return n
+
+        slot = max(self._free_slots, key=shared)
+        self._free_slots.remove(slot)
+        keep = min(shared(slot), len(prompt) - 1)  # the last prompt token must be decoded
+        mem = self._ctx.memory
+        reusable = keep > 0 and self._lib.llama_memory_seq_pos_min(mem, slot) == 0
+        if not (reusable and self._lib.llama_memory_seq_rm(mem, slot, keep, -1)):
+            self._lib.llama_memory_seq_rm(mem, slot, -1, -1)
+            keep = 0
+        seq.slot = slot
+        seq.n_past = keep
+        seq.fed = list(prompt[:keep])
+
     def _finish(self, seq: _Sequence, error: BaseException | None) -> None:
-        """Remove a sequence (lock held): drop its KV cells, free its sampler, tell its reader."""
+        """Remove a sequence (lock held): free its slot (its KV stays for reuse) and sampler."""
         if seq in self._running:
             self._running.remove(seq)
         if seq.slot >= 0:
-            self._lib.llama_memory_seq_rm(self._ctx.memory, seq.slot, -1, -1)
+            self._slot_cache[seq.slot] = seq.fed
             self._free_slots.append(seq.slot)
             seq.slot = -1
         if seq.sampler is not None:
@@ -262,6 +293,7 @@ class BatchScheduler:
                 batch.logits[n] = False
                 n += 1
             seq.n_past += len(tokens)
+            seq.fed.extend(tokens)
             if seq.n_past >= len(prompt):
                 batch.logits[n - 1] = True
                 seq.logits_index = n - 1

