@@ -88,3 +88,26 @@ def _codec(settings: CoordinatorSettings):  # type: ignore[no-untyped-def]
     from nemo_server.common.auth import InternalTokenCodec
 
     return InternalTokenCodec(settings.common.secrets().get("internal_key"))
+
+
+async def test_waiting_request_can_follow_its_grant_on_the_event_stream(
+    thread_server: ThreadServer, coordinator_settings: CoordinatorSettings
+) -> None:
+    headers = internal_headers(coordinator_settings.common)
+    async with httpx.AsyncClient(base_url=thread_server.url, headers=headers) as http:
+        holder = {"holder": "a", "priority": "foreground", "vram_mb": 1000}
+        first = (await http.post("/internal/v1/leases", json=holder)).json()
+        waiter = (await http.post("/internal/v1/leases", json={**holder, "holder": "b"})).json()
+        assert waiter["state"] == "waiting"
+        events: list[str] = []
+        async with http.stream("GET", f"/internal/v1/leases/{waiter['id']}/events") as stream:
+            async for line in stream.aiter_lines():
+                if not line.startswith("event:"):
+                    continue
+                events.append(line.split(":", 1)[1].strip())
+                if events == ["waiting"]:
+                    release = {"token": first["token"]}
+                    await http.post(f"/internal/v1/leases/{first['id']}/release", json=release)
+                elif events[-1] == "granted":
+                    break
+    assert events == ["waiting", "granted"]
