@@ -195,3 +195,17 @@ def test_works_on_postgresql(postgres_url: str, rag_settings: RagSettings, uniqu
         with engine.begin() as conn:
             conn.execute(text(f'DROP SCHEMA IF EXISTS "t{unique}_rag" CASCADE'))
         engine.dispose()
+
+
+def test_many_deletions_compact_the_index(client: TestClient, alice: dict) -> None:
+    r = client.post(
+        "/v1/rag/documents/batch", json={"documents": _clustered_docs(120)}, headers=alice
+    )
+    ids = [d["id"] for d in r.json()["data"]]
+    assert search(client, alice, "volcano")  # index loaded
+    for doc_id in ids[:40]:
+        assert client.delete(f"/v1/rag/documents/{doc_id}", headers=alice).status_code == 200
+    hits = search(client, alice, "volcano lava eruption", k=50)
+    assert hits and not {h["document_id"] for h in hits} & set(ids[:40])
+    memory = client.app.state.rag.indexes.get(ALICE.user_id)
+    assert memory.dense.rows == 80 and memory.bm25.rows == 80

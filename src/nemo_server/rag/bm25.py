@@ -63,6 +63,13 @@ def tokenize(text: str) -> list[str]:
 class _Segment:
     offset: int  # global row of its first row
     matrix: Any  # scipy.sparse.csc_matrix, rows x width (vocabulary size when built)
+    rows_view: Any = None  # the same as CSR, made on the first deletion (row access is cheap)
+
+    def terms_of(self, row: int) -> np.ndarray:
+        if self.rows_view is None:
+            self.rows_view = self.matrix.tocsr()
+        start, end = self.rows_view.indptr[row], self.rows_view.indptr[row + 1]
+        return self.rows_view.indices[start:end]
 
 
 class Bm25Index:
@@ -130,7 +137,7 @@ class Bm25Index:
             self._alive[row] = False
             self._total_len -= self._lengths[row]
             seg = next(s for s in reversed(self._segments) if s.offset <= row)
-            terms = seg.matrix.getrow(row - seg.offset).indices
+            terms = seg.terms_of(row - seg.offset)
             self._df[terms] -= 1
         self._norm = None
 

@@ -111,6 +111,12 @@ class UserMemory:
     def live(self) -> int:
         return self.dense.live
 
+    @property
+    def too_sparse(self) -> bool:
+        """More than a fifth of the rows are deleted ones: time to rebuild compactly."""
+        rows = self.dense.rows
+        return rows >= 100 and rows - self.live > 0.2 * rows
+
     def mask(self, f: Filters) -> np.ndarray | None:
         if f.empty():
             return None
@@ -208,18 +214,21 @@ class MemoryIndexes:
         with self._lock:
             memory = self._users.get(user_id)
             user_lock = self._user_locks.setdefault(user_id, threading.Lock())
-        if memory is not None and memory.generation == generation:
+        if memory is not None and memory.generation == generation and not memory.too_sparse:
             return memory
         with user_lock:
             memory = self._users.get(user_id)
-            if memory is not None and memory.generation == generation:
+            if memory is not None and memory.generation == generation and not memory.too_sparse:
                 return memory
-            memory = self._load(user_id, generation)
+            # Many deleted rows: rebuild compactly from the database, not from the saved graph.
+            memory = self._load(
+                user_id, generation, use_saved=memory is None or not memory.too_sparse
+            )
             with self._lock:
                 self._users[user_id] = memory
             return memory
 
-    def _load(self, user_id: str, generation: int) -> UserMemory:
+    def _load(self, user_id: str, generation: int, use_saved: bool = True) -> UserMemory:
         memory = UserMemory(self.settings, self.dim, generation)
         rows = {r.chunk_id: r for r in self.store.index_rows(user_id)}
         folder = self.folder(user_id)
@@ -230,7 +239,7 @@ class MemoryIndexes:
             saved_ids = np.load(folder / "row_ids.npy").tolist()
         except (OSError, ValueError):
             pass
-        if saved_ids and manifest.get("kind") == "hnsw":
+        if use_saved and saved_ids and manifest.get("kind") == "hnsw":
             # Rebuild rows in the saved order so the saved graph's labels still match.
             ordered = [rows.pop(c, None) for c in saved_ids]
             filler = [

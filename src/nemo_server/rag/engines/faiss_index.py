@@ -1,7 +1,7 @@
 """The dense vector index: exact (flat) while small, HNSW when large, with checked recall.
 
 Rows are numbered in insertion order; FAISS labels are those row numbers. Deleted rows are
-masked (HNSW cannot remove) and the index is compacted when too many are dead. Vectors are also
+masked (HNSW cannot remove); the owner rebuilds the whole index when too many are dead. Vectors are also
 kept in memory so filtered searches can run exactly over the allowed rows.
 """
 
@@ -76,12 +76,11 @@ class DenseIndex:
         self._pending = 0
 
     def _sync(self) -> None:
-        dead = self.rows - self.live
         wants_hnsw = self.live > self.exact_max
         if self._faiss is None and self.kind == "flat" and not wants_hnsw:
             self._pending = 0
             return
-        if (wants_hnsw != (self.kind == "hnsw")) or dead > 0.2 * max(1, self.rows):
+        if wants_hnsw != (self.kind == "hnsw"):
             self._build()
         elif self._pending:
             self._faiss.add(self.vectors[self.rows - self._pending :])
