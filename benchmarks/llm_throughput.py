@@ -22,6 +22,7 @@ import os
 import statistics
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +38,23 @@ PROMPTS = [
 ]
 
 
+def _messages(prompt: str) -> list[dict[str, str]]:
+    # A unique first line: neither side may reuse a cached prompt prefix, so time to first
+    # token compares full prompt evaluation plus each side's own overhead.
+    nonce = uuid.uuid4().hex[:12]
+    return [
+        {"role": "system", "content": f"Session {nonce}. You are a helpful assistant."},
+        {"role": "user", "content": prompt},
+    ]
+
+
 def _raw_run(llm: Any, prompt: str, max_tokens: int, seed: int) -> tuple[float, float, int]:
     """(ttft_s, generation tok/s, tokens) of one streamed chat with llama-cpp-python."""
     start = time.perf_counter()
     first = last = 0.0
     n = 0
     stream = llm.create_chat_completion(
-        messages=[{"role": "user", "content": prompt}],
+        messages=_messages(prompt),
         max_tokens=max_tokens,
         stream=True,
         temperature=0.7,
@@ -65,7 +76,7 @@ async def _service_run(
     """(ttft_s, generation tok/s, tokens, t_first, t_last) of one streamed chat over HTTP."""
     body = {
         "model": "smollm2",
-        "messages": [{"role": "user", "content": prompt}],
+        "messages": _messages(prompt),
         "max_tokens": max_tokens,
         "temperature": 0.7,
         "seed": seed,
