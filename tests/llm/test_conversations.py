@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
+import sqlalchemy
 from fastapi.testclient import TestClient
 
 from nemo_server.common.settings import CommonSettings
 from nemo_server.common.testing import BOB, internal_headers
+from nemo_server.llm.app import create_app
 from nemo_server.llm.engines.fake import FakeModel
+from nemo_server.llm.settings import LlmSettings
 
 CHAT = "/v1/chat/completions"
 
@@ -70,3 +74,33 @@ def test_conversations_are_private(
     )
     assert r.status_code == 404 and r.json()["error"]["param"] == "conversation_id"
     assert client.get(f"/v1/conversations/{conv['id']}", headers=alice).status_code == 200
+
+
+@pytest.mark.integration
+def test_conversations_on_postgres(
+    postgres_url: str, unique: str, settings: LlmSettings, fake: FakeModel, alice: dict[str, str]
+) -> None:
+    prefix = f"t{unique}_"
+    settings.common.database_url = postgres_url
+    settings.common.database_schema_prefix = prefix
+    try:
+        with TestClient(create_app(settings, engine=fake)) as c:
+            conv = c.post("/v1/conversations", headers=alice, json={"title": "pg"}).json()
+            body = {"conversation_id": conv["id"], "messages": [{"role": "user", "content": "hi"}]}
+            assert c.post(CHAT, headers=alice, json=body).status_code == 200
+            detail = c.get(f"/v1/conversations/{conv['id']}", headers=alice).json()
+            assert [m["role"] for m in detail["messages"]] == ["user", "assistant"]
+            assert c.delete(f"/v1/conversations/{conv['id']}", headers=alice).status_code == 204
+    finally:
+        engine = sqlalchemy.create_engine(postgres_url)
+        with engine.begin() as conn:
+            conn.execute(sqlalchemy.text(f'DROP SCHEMA IF EXISTS "{prefix}llm" CASCADE'))
+        engine.dispose()
+
+
+def test_a_conversation_keeps_its_model(client: TestClient, alice: dict[str, str]) -> None:
+    conv = client.post("/v1/conversations", headers=alice, json={"model": "tiny-local"}).json()
+    body = {"conversation_id": conv["id"], "messages": [{"role": "user", "content": "hi"}]}
+    assert client.post(CHAT, headers=alice, json=body).json()["model"] == "tiny-local"
+    body["model"] = "smollm2"
+    assert client.post(CHAT, headers=alice, json=body).json()["model"] == "smollm2"

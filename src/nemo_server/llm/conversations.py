@@ -81,13 +81,6 @@ class ConversationStore:
             card = self._card(row, len(messages))
         return ConversationDetail(**card.model_dump(), messages=messages)
 
-    def history(self, user_id: str, conversation_id: str) -> list[dict[str, str]]:
-        """The stored messages as chat messages (404 when not this user's)."""
-        return [
-            {"role": m.role, "content": m.content}
-            for m in self.get(user_id, conversation_id).messages
-        ]
-
     def append(self, user_id: str, conversation_id: str, messages: list[dict[str, str]]) -> None:
         """Add messages at the end (404 when the conversation is gone or not this user's)."""
         now = _now()

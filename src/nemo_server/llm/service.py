@@ -87,9 +87,12 @@ class LlmService:
         new = [{"role": _role(m.role), "content": m.text()} for m in body.messages]
         history: list[dict[str, Any]] = []
         if body.conversation_id:
-            history = await run_in_threadpool(
-                self.conversations.history, principal.user_id, body.conversation_id
+            stored = await run_in_threadpool(
+                self.conversations.get, principal.user_id, body.conversation_id
             )
+            history = [{"role": m.role, "content": m.content} for m in stored.messages]
+            if body.model is None and stored.model:  # the conversation's own model
+                body = body.model_copy(update={"model": stored.model})
         messages = history + new
 
         def prompt_of(model: LoadedModel) -> list[int]:
