@@ -119,3 +119,9 @@ def test_transcription_outage_is_503(make_client, settings) -> None:
     response = post_audio(client, settings, two_speaker_recording())
     assert response.status_code == 503
     assert "transcription" in response.json()["error"]["message"]
+
+
+def test_upload_over_the_body_limit_is_413(make_client, settings) -> None:
+    client = make_client(settings=settings.model_copy(update={"max_body_bytes": 4096}))
+    response = post_audio(client, settings, wav_bytes(voice(1.0, 150, 0.2)))
+    assert response.status_code == 413
