@@ -131,7 +131,7 @@ def quality_and_ingest(folder: Path, embedder: Any, work: Path) -> dict[str, Any
         for qid in judged:
             r = client.post(
                 "/v1/rag/search",
-                json={"query": queries[qid], "k": 100, "mode": mode},
+                json={"query": queries[qid], "k": 200, "mode": mode},
                 headers=headers,
             )
             r.raise_for_status()

@@ -105,7 +105,7 @@ class SearchRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     query: str = Field(min_length=1, max_length=10_000)
-    k: int = Field(default=10, ge=1, le=100)
+    k: int = Field(default=10, ge=1, le=200)
     mode: Literal["hybrid", "dense", "lexical"] = Field(default="hybrid")
     filters: SearchFilters = Field(default_factory=SearchFilters)
     # Top-level shortcuts for the same filters.

@@ -62,8 +62,8 @@ class RagSettings(ServiceSettings):
         default=0.95, gt=0, le=1, description="Recall@10 vs exact the approximate index must reach."
     )
     fusion: Literal["rrf", "zscore"] = Field(
-        default="rrf",
-        description="Hybrid fusion: reciprocal rank (`rrf`) or z-score normalized sum.",
+        default="zscore",
+        description="Hybrid fusion: z-score normalised sum (`zscore`, best on CISI) or reciprocal rank (`rrf`).",
     )
     rrf_k: int = Field(default=60, ge=1, description="RRF constant k.")
     candidates: int = Field(
