@@ -119,3 +119,13 @@ def test_model_info_names_engines(make_client, settings) -> None:
     info = client.get("/v1/emotion/model", headers=internal_headers(settings.common)).json()
     assert info["model"] == "fake-keywords" and info["sentiment_engine"] == "fake-sentiment"
     assert set(info["labels"]) == LABELS
+
+
+def test_overlong_ids_are_rejected_before_storage(make_client, settings) -> None:
+    client = make_client()
+    response = client.post(
+        "/v1/emotion/text",
+        json={"inputs": ["hi"], "ids": ["x" * 201]},
+        headers=internal_headers(settings.common),
+    )
+    assert response.status_code == 422 and response.json()["error"]["param"] == "ids.0"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
@@ -20,7 +20,7 @@ class TextRequest(BaseModel):
     source_id: str | None = Field(
         default=None, max_length=200, description="What the texts belong to (a conversation id)."
     )
-    ids: list[str] | None = Field(
+    ids: list[Annotated[str, Field(max_length=200)]] | None = Field(
         default=None, description="One id per input (e.g. message ids), stored with the results."
     )
 

@@ -149,7 +149,7 @@ class EmotionService:
                     scores=r.scores,
                     sentiment_label=r.sentiment_label,
                     sentiment_score=r.sentiment_score,
-                    model=self.text_engine.name,
+                    model=self.text_engine.name[:200],
                     source_id=source_id,
                     item_id=ids[i] if ids else None,
                 )
@@ -217,7 +217,7 @@ class EmotionService:
                     scores=s["text_emotion"]["scores"],
                     sentiment_label=s["text_emotion"]["sentiment"]["label"],
                     sentiment_score=s["text_emotion"]["sentiment"]["score"],
-                    model=self.text_engine.name,
+                    model=self.text_engine.name[:200],
                     source_id=source,
                     item_id=str(i),
                     speaker=s["speaker"],

@@ -34,7 +34,7 @@ def transcript_segments(transcript: Any, duration: float) -> list[dict[str, Any]
                 "start": round(start, 3),
                 "end": round(end, 3),
                 "text": str(item.get("text") or "").strip(),
-                "speaker": str(speaker) if speaker is not None else None,
+                "speaker": str(speaker)[:64] if speaker is not None else None,
             }
         )
     return sorted(out, key=lambda s: (s["start"], s["end"]))
