@@ -58,7 +58,7 @@ def _simplify(expr: Any, seconds: int = 2) -> Any:
     signal.alarm(seconds)
     try:
         return sympy.simplify(expr)
-    except _Timeout:
+    except (_Timeout, Exception):
         return expr
     finally:
         signal.alarm(0)
@@ -87,7 +87,7 @@ def _error(expr: Any, X: np.ndarray, y: np.ndarray, names: list[str]) -> float:
         fn = sympy.lambdify(symbols, expr, "numpy")
         with np.errstate(all="ignore"):
             pred = np.asarray(fn(*[X[:, i] for i in range(X.shape[1])]), dtype=complex)
-    except (TypeError, ValueError, ZeroDivisionError, NameError, OverflowError):
+    except Exception:  # sympy's printers and numpy fail in many ways on odd expressions
         return float("inf")
     pred = np.broadcast_to(pred, y.shape)
     if not np.all(np.isfinite(pred)) or np.max(np.abs(pred.imag)) > 1e-9:
@@ -111,24 +111,32 @@ def pareto(
     # Score the raw expressions first; only the front is simplified (sympy can be slow).
     raw: list[tuple[int, float, Any, str]] = []
     for cand in candidates:
-        expr = _round_floats(cand.expr)
-        err = _error(expr, X, y, names)
-        if np.isfinite(err):
-            raw.append((complexity(expr), err, expr, cand.source))
+        try:
+            expr = _round_floats(cand.expr)
+            err = _error(expr, X, y, names)
+            if np.isfinite(err):
+                raw.append((complexity(expr), err, expr, cand.source))
+        except Exception:  # one odd candidate must not sink the run
+            continue
     rows: dict[str, dict[str, Any]] = {}
-    for _, _, expr, source in _front(raw, key=lambda r: (r[0], r[1]))[:20]:
-        # Columns positive everywhere simplify as positive symbols (sqrt(m**2) -> m).
-        expr = _round_floats(_simplify(expr.xreplace(positive)).xreplace(back))
-        err = _error(expr, X, y, names)
-        text = str(expr)
-        if text not in rows and np.isfinite(err):
-            rows[text] = {
-                "formula": text,
-                "latex": sympy.latex(expr),
-                "complexity": complexity(expr),
-                "error": err,
-                "source": source,
-            }
+    for _, raw_err, raw_expr, source in _front(raw, key=lambda r: (r[0], r[1]))[:20]:
+        try:
+            # Columns positive everywhere simplify as positive symbols (sqrt(m**2) -> m).
+            expr = _round_floats(_simplify(raw_expr.xreplace(positive)).xreplace(back))
+            err = _error(expr, X, y, names)
+            if not np.isfinite(err) or err > raw_err * 1.01 + 1e-12:
+                expr, err = raw_expr, raw_err
+            text = str(expr)
+            if text not in rows:
+                rows[text] = {
+                    "formula": text,
+                    "latex": sympy.latex(expr),
+                    "complexity": complexity(expr),
+                    "error": err,
+                    "source": source,
+                }
+        except Exception:
+            continue
     front = _front(list(rows.values()), key=lambda r: (r["complexity"], r["error"]))
     if not front:
         return None, []

@@ -116,7 +116,7 @@ def inner_terms(d: int) -> list[Spec]:
     return out
 
 
-def build(d: int, max_terms: int, pool: int = 1500) -> tuple[list[Spec], int]:
+def build(d: int, max_terms: int, pool: int = 2500) -> tuple[list[Spec], int]:
     """The whole library cut at `max_terms`, and how many of its first terms form the pool
     searched exhaustively for pairs (simple monomials, differences, main unary functions)."""
     mono = monomials(d)
@@ -143,10 +143,22 @@ def build(d: int, max_terms: int, pool: int = 1500) -> tuple[list[Spec], int]:
     if d <= 6:
         for i, j in itertools.combinations(range(d), 2):
             diffs += [("diff", i, j, F(p)) for p in (1, 2, -1, -2)]
+    # Products: a monomial times a unary function of one variable (r*F*sin(theta)), and a
+    # single variable times any main unary function (x*exp(-x/y)).
     outers = [("mono", ((i, F(p)),)) for i in range(d) for p in (1, -1, 2)]
-    prods: list[Spec] = [("prod", o, f) for f in main if f[1] != "log" for o in outers]
-    unit3 = [m for m in rest_mono if len(m[1]) == 3 and all(abs(p) == 1 for _, p in m[1])]
-    head = simple + diffs + main + unit3
-    tail = [m for m in rest_mono if m not in set(unit3)] + fns + prods
+    one_var = [f for f in main if f[3][0] == "mono" and len(f[3][1]) == 1 and f[3][1][0][1] == 1]
+    wide = [m for m in mono if len(m[1]) <= 3 and all(p.denominator == 1 for _, p in m[1])]
+    if d > 5:
+        wide = [m for m in wide if len(m[1]) <= 2 or all(abs(p) == 1 for _, p in m[1])]
+    wide.sort(key=lambda m: sum(abs(p) for _, p in m[1]))
+    prods: list[Spec] = [
+        ("prod", o, f) for o in wide for f in one_var if f[3][1][0][0] not in dict(o[1])
+    ]
+    prods += [("prod", o, f) for f in main if f not in one_var and f[1] != "log" for o in outers]
+    three = [m for m in rest_mono if len(m[1]) == 3]
+    if d > 5:
+        three = [m for m in three if all(abs(p) == 1 for _, p in m[1])]
+    head = simple + diffs + main + three
+    tail = [m for m in rest_mono if m not in set(three)] + fns + prods
     ordered = (head + tail)[:max_terms]
     return ordered, min(pool, len(head), len(ordered))

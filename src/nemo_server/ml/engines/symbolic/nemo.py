@@ -24,9 +24,14 @@ from nemo_server.ml.engines.symbolic.base import Candidate, ProgressFn
 
 @dataclass(frozen=True)
 class Transform:
-    name: str
+    """g(y / M): a transform of the target, after dividing by a monomial factor M if any."""
 
-    def forward(self, y: np.ndarray) -> np.ndarray | None:
+    name: str
+    factor: library.Spec | None = None
+
+    def forward(self, y: np.ndarray, X: np.ndarray) -> np.ndarray | None:
+        if self.factor is not None:
+            y = y / library.values(self.factor, X)
         with np.errstate(all="ignore"):
             if self.name == "y":
                 return y
@@ -36,39 +41,52 @@ class Transform:
                 return None
             if self.name in ("sqrt(y)", "log(y)") and not np.all(y > 0):
                 return None
+            if self.name == "sin(y)" and not np.all(np.abs(y) <= np.pi / 2):
+                return None
             return {
                 "1/y": lambda: 1 / y,
                 "y^2": lambda: y**2,
                 "1/y^2": lambda: 1 / y**2,
                 "sqrt(y)": lambda: np.sqrt(y),
                 "log(y)": lambda: np.log(y),
+                "sin(y)": lambda: np.sin(y),
             }[self.name]()
 
-    def inverse(self, s: np.ndarray, sign: float) -> np.ndarray:
+    def inverse(self, s: np.ndarray, sign: float, X: np.ndarray) -> np.ndarray:
+        scale = library.values(self.factor, X) if self.factor is not None else 1.0
         with np.errstate(all="ignore"):
-            return {
-                "y": lambda: s,
-                "1/y": lambda: 1 / s,
-                "y^2": lambda: sign * np.sqrt(s),
-                "1/y^2": lambda: sign / np.sqrt(s),
-                "sqrt(y)": lambda: s**2,
-                "log(y)": lambda: np.exp(s),
-            }[self.name]()
+            return (
+                scale
+                * {
+                    "y": lambda: s,
+                    "1/y": lambda: 1 / s,
+                    "y^2": lambda: sign * np.sqrt(s),
+                    "1/y^2": lambda: sign / np.sqrt(s),
+                    "sqrt(y)": lambda: s**2,
+                    "log(y)": lambda: np.exp(s),
+                    "sin(y)": lambda: np.arcsin(s),
+                }[self.name]()
+            )
 
-    def inverse_expr(self, s: Any, sign: int) -> Any:
+    def inverse_expr(self, s: Any, sign: int, symbols: list[Any]) -> Any:
         import sympy
 
-        return {
-            "y": lambda: s,
-            "1/y": lambda: 1 / s,
-            "y^2": lambda: sign * sympy.sqrt(s),
-            "1/y^2": lambda: sign / sympy.sqrt(s),
-            "sqrt(y)": lambda: s**2,
-            "log(y)": lambda: sympy.exp(s),
-        }[self.name]()
+        scale = library.expr(self.factor, symbols) if self.factor is not None else 1
+        return (
+            scale
+            * {
+                "y": lambda: s,
+                "1/y": lambda: 1 / s,
+                "y^2": lambda: sign * sympy.sqrt(s),
+                "1/y^2": lambda: sign / sympy.sqrt(s),
+                "sqrt(y)": lambda: s**2,
+                "log(y)": lambda: sympy.exp(s),
+                "sin(y)": lambda: sympy.asin(s),
+            }[self.name]()
+        )
 
 
-TRANSFORMS = [Transform(n) for n in ("y", "log(y)", "1/y", "y^2", "1/y^2", "sqrt(y)")]
+TRANSFORMS = [Transform(n) for n in ("y", "log(y)", "1/y", "y^2", "1/y^2", "sqrt(y)", "sin(y)")]
 
 
 @dataclass
@@ -98,7 +116,7 @@ class NemoEngine:
 
     def __init__(
         self,
-        max_terms: int = 12000,
+        max_terms: int = 30000,
         search_rows: int = 300,
         depth: int = 3,
         beam: int = 12,
@@ -116,6 +134,21 @@ class NemoEngine:
         seed: int,
         progress: ProgressFn,
     ) -> list[Candidate]:
+        from threadpoolctl import threadpool_limits
+
+        # One BLAS thread: jobs run beside the API on shared cores.
+        with threadpool_limits(1):
+            return self._fit(X, y, names, time_budget_s, seed, progress)
+
+    def _fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        names: list[str],
+        time_budget_s: float,
+        seed: int,
+        progress: ProgressFn,
+    ) -> list[Candidate]:
         start = time.monotonic()
         deadline = start + time_budget_s * 0.85
         rng = np.random.default_rng(seed)
@@ -125,7 +158,9 @@ class NemoEngine:
         cache: dict[library.Spec, np.ndarray] = {}
         raw = np.column_stack([library.values(s, Xs, cache) for s in specs])
         A, ok = _normalize(raw)
-        A, specs = A[:, ok], [s for s, keep in zip(specs, ok, strict=True) if keep]
+        # float32 halves the memory traffic of the scans; final fits are redone in float64.
+        A = np.ascontiguousarray(A[:, ok], dtype=np.float32)
+        specs = [s for s, keep in zip(specs, ok, strict=True) if keep]
         pool = int(ok[:pool].sum())
         found: list[Structure] = []
         sign = 1.0 if np.median(y) >= 0 else -1.0
@@ -134,11 +169,14 @@ class NemoEngine:
         for tr in TRANSFORMS:
             plans.append((tr, ()))
             if tr.name == "log(y)" and np.all(X > 0):
-                plans.insert(0, (tr, logs))
+                plans.insert(1, (tr, logs))
+        factor = _common_factor(Xs, ys)
+        if factor is not None:
+            plans[2:2] = [(Transform("y", factor), ()), (Transform("1/y", factor), ())]
         for k, (tr, base) in enumerate(plans):
             if time.monotonic() > deadline:
                 break
-            t = tr.forward(ys)
+            t = tr.forward(ys, Xs)
             if t is None or not np.all(np.isfinite(t)) or np.std(t) == 0:
                 continue
             structures = self._beam(tr, base, t, Xs, A, specs, pool, deadline)
@@ -156,7 +194,7 @@ class NemoEngine:
                 out.append(Candidate(expr, f"nemo:{s.transform.name}"))
         progress(0.75, "constants snapped")
         best = found[0].nrmse if found else float("inf")
-        remaining = start + time_budget_s - time.monotonic() - 0.5
+        remaining = start + time_budget_s - time.monotonic() - 1.5
         if self.gp_fallback and best > 0.02 and remaining > 2:
             from nemo_server.ml.engines.symbolic.gplearn_engine import GplearnEngine
 
@@ -198,10 +236,10 @@ class NemoEngine:
                 for key, v in _extend(B, idx, tc, A, 8).items():
                     scored[key] = min(scored.get(key, np.inf), v)
             beam = keep(scored, self.beam)
-        for _level in range(2, self.depth):
-            if time.monotonic() > deadline or not beam or beam[0][1] <= 1e-20 * total:
+        for level in range(2, self.depth):
+            if time.monotonic() > deadline or not beam or beam[0][1] <= 1e-9 * total:
                 break  # out of time, or exact already (more terms would only overfit)
-            scored = {}
+            scored = _triples(B, tc, A[:, :pool], beam, 40) if level == 2 else {}
             for idx, _ in beam:
                 for key, v in _extend(B, idx, tc, A, 8).items():
                     scored[key] = min(scored.get(key, np.inf), v)
@@ -214,12 +252,12 @@ class NemoEngine:
         return np.column_stack(cols)
 
     def _score(self, s: Structure, X: np.ndarray, y: np.ndarray, sign: float) -> float:
-        t = s.transform.forward(y)
+        t = s.transform.forward(y, X)
         D = self._design(s, X)
         if t is None or not np.all(np.isfinite(D)):
             return float("inf")
         coef = np.linalg.lstsq(D, t, rcond=None)[0]
-        return _nrmse(s.transform.inverse(D @ coef, sign), y)
+        return _nrmse(s.transform.inverse(D @ coef, sign, X), y)
 
     @staticmethod
     def _diverse(found: list[Structure], per_size: int = 4, total: int = 24) -> list[Structure]:
@@ -241,7 +279,7 @@ class NemoEngine:
     ) -> Any:
         import sympy
 
-        t = s.transform.forward(y)
+        t = s.transform.forward(y, X)
         D = self._design(s, X)
         coef = np.linalg.lstsq(D, t, rcond=None)[0]
         sse0 = float(np.sum((D @ coef - t) ** 2))
@@ -282,7 +320,7 @@ class NemoEngine:
             factors = [e**c if k <= nb else sympy.exp(c * e) for k, (c, e) in enumerate(parts) if k]
             return head * sympy.Mul(*factors)
         total = sympy.Add(*[c * e for c, e in parts])
-        return s.transform.inverse_expr(total, int(sign))
+        return s.transform.inverse_expr(total, int(sign), symbols)
 
 
 def _extend(
@@ -294,15 +332,16 @@ def _extend(
     if cols:
         Q = np.linalg.qr(np.column_stack(cols))[0]
         e = tc - Q @ (Q.T @ tc)
-        P = Q.T @ A
-        denom = 1.0 - np.einsum("ij,ij->j", P, P)
+        P = Q.T.astype(np.float32) @ A
+        denom = 1.0 - (P * P).sum(axis=0)
     else:
         e, denom = tc, np.ones(A.shape[1])
-    num = e @ A
-    gain = np.where(denom > 1e-8, num**2 / np.maximum(denom, 1e-12), 0.0)
+    num = e.astype(np.float32) @ A
+    gain = np.where(denom > 1e-5, num**2 / np.maximum(denom, 1e-12), 0.0)
     sse = float(e @ e) - gain
     out: dict[tuple[int, ...], float] = {}
-    for j in np.argsort(sse)[:width]:
+    top = np.argpartition(sse, min(width, len(sse) - 1))[:width]
+    for j in top[np.argsort(sse[top])]:
         key = tuple(sorted((*idx, int(j))))
         if len(set(key)) == len(key):
             out[key] = max(float(sse[j]), 0.0)
@@ -313,6 +352,7 @@ def _pairs(
     B: np.ndarray | None, tc: np.ndarray, A: np.ndarray, top: int
 ) -> dict[tuple[int, ...], float]:
     """The `top` best pairs of columns of A, every pair scored in closed form."""
+    A = A.astype(np.float64)
     if B is not None:
         Q = np.linalg.qr(B)[0]
         A = A - Q @ (Q.T @ A)
@@ -334,6 +374,70 @@ def _pairs(
         if np.isfinite(explained[i, j]):
             out[(i, j)] = max(total - float(explained[i, j]), 0.0)
     return out
+
+
+def _triples(
+    B: np.ndarray | None, tc: np.ndarray, A: np.ndarray, pairs: list[tuple[tuple, float]], top: int
+) -> dict[tuple[int, ...], float]:
+    """The `top` best triples among the pool columns most related to the target, each scored
+    exactly (sums of three similar terms escape a greedy search)."""
+    import itertools
+
+    A = A.astype(np.float64)
+    if B is not None:
+        Q = np.linalg.qr(B)[0]
+        A = A - Q @ (Q.T @ A)
+        tc = tc - Q @ (Q.T @ tc)
+        norms = np.linalg.norm(A, axis=0)
+        A = np.where(norms > 1e-8, A / np.where(norms > 0, norms, 1), 0.0)
+    b = A.T @ tc
+    chosen = [int(i) for i in np.argsort(-(b**2))[:45]]
+    for key, _ in pairs[:20]:
+        chosen += [i for i in key if i < A.shape[1]]
+    chosen = sorted(set(chosen))
+    if len(chosen) < 3:
+        return {}
+    combos = np.array(list(itertools.combinations(chosen, 3)))
+    G = A[:, chosen].T @ A[:, chosen]
+    pos = {c: k for k, c in enumerate(chosen)}
+    local = np.vectorize(pos.get)(combos)
+    Gs = G[local[:, :, None], local[:, None, :]] + 1e-10 * np.eye(3)
+    bs = b[combos]
+    try:
+        sol = np.linalg.solve(Gs, bs[:, :, None])[:, :, 0]
+    except np.linalg.LinAlgError:
+        return {}
+    explained = np.einsum("ij,ij->i", bs, sol)
+    explained[~np.isfinite(explained) | (np.linalg.det(Gs) < 1e-8)] = -np.inf
+    total = float(tc @ tc)
+    out: dict[tuple[int, ...], float] = {}
+    for f in np.argsort(-explained)[:top]:
+        if np.isfinite(explained[f]):
+            out[tuple(int(i) for i in combos[f])] = max(total - float(explained[f]), 0.0)
+    return out
+
+
+def _common_factor(X: np.ndarray, y: np.ndarray) -> library.Spec | None:
+    """The monomial factor a power-law fit of |y| finds with clearly integer exponents
+    (n*k*T in n*k*T*log(V2/V1)), or None."""
+    if not np.all(X > 0) or np.any(y == 0) or X.shape[1] < 2:
+        return None
+    design = np.column_stack([np.ones(len(y)), np.log(X)])
+    target = np.log(np.abs(y))
+    rows = np.arange(len(y))
+    for _ in range(4):  # trimmed refits: rows where y nears zero have huge log residuals
+        full = np.linalg.lstsq(design[rows], target[rows], rcond=None)[0]
+        resid = np.abs(design @ full - target)
+        rows = np.argsort(resid)[: int(0.7 * len(y))]
+    coef = full[1:]
+    powers = [
+        (i, Fraction(round(p)))
+        for i, p in enumerate(coef)
+        if round(p) != 0 and abs(p - round(p)) < 0.08
+    ]
+    if not powers or len(powers) == X.shape[1]:
+        return None
+    return ("mono", tuple(powers))
 
 
 def _refit(D: np.ndarray, t: np.ndarray, fixed: dict[int, tuple[float, Any]]) -> tuple:
