@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import struct
 
 import pytest
 from fastapi.testclient import TestClient
 
+from nemo_server.common.errors import BadRequest
 from nemo_server.transcription.app import create_app
 from nemo_server.transcription.engines.fake import FakeAsr
 from tests.transcription.conftest import tone_wav
@@ -54,6 +56,28 @@ def test_a_decoder_that_dies_or_hangs_is_a_400(make_client, settings, headers):
         response = post(client, headers, tone_wav([0.2, 0.3]))
         assert response.status_code == 400
         assert "longer than" in response.json()["error"]["message"]
+
+
+def test_decoder_pool_replaces_dead_and_hung_workers(tmp_path):
+    from nemo_server.transcription.audio import DecodeLimits, DecoderPool, decode_file
+
+    source = tmp_path / "a.wav"
+    source.write_bytes(tone_wav([0.2, 0.3]))
+    pool = DecoderPool(DecodeLimits(timeout_s=60), size=1)
+    try:
+        assert len(decode_file(source, pool)) == 32_000
+        idle = pool._idle.queue[0]
+        idle.process.kill()  # a worker dying between jobs costs nobody a request
+        idle.process.join()
+        assert len(decode_file(source, pool)) == 32_000
+        fifo = tmp_path / "hangs.wav"
+        os.mkfifo(fifo)  # opening a FIFO nobody writes to blocks the decoder for ever
+        pool.limits = DecodeLimits(timeout_s=1)
+        with pytest.raises(BadRequest, match="longer than"):
+            decode_file(fifo, pool)
+        assert len(decode_file(source, pool)) == 32_000
+    finally:
+        pool.close()
 
 
 def test_create_app_without_arguments_reads_the_environment(data_dir, monkeypatch, headers):

@@ -81,6 +81,7 @@ def create_app(
             yield
         finally:
             await app.state.jobs.stop()
+            service.decoder.close()
             if lease_client is None:
                 await leases.aclose()
             if database is None:

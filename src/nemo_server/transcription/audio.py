@@ -1,24 +1,27 @@
-"""Decoding uploaded audio safely: PyAV in a separate, resource-limited process.
+"""Decoding uploaded audio safely: PyAV in separate, resource-limited processes.
 
-A hostile or broken file can crash FFmpeg, eat memory or loop; in a child process with an
-address-space limit, a CPU-time limit and a wall-clock timeout it only costs that child.
+A hostile or broken file can crash FFmpeg, eat memory or loop; in a worker process with an
+address-space limit and a wall-clock timeout it only costs that worker, which is replaced.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import resource
-import subprocess
-import sys
+import logging
+import multiprocessing
+import queue
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from nemo_server.common.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
-from nemo_server.transcription.decode_worker import CORRUPT, NOT_AUDIO, TOO_LONG
+from nemo_server.transcription.decode_worker import CORRUPT, NOT_AUDIO, OK, TOO_LONG, serve
+
+log = logging.getLogger("nemo.transcription.audio")
 
 
 @dataclass(frozen=True)
@@ -28,56 +31,107 @@ class DecodeLimits:
     max_seconds: float = 4 * 3600.0
 
 
-def _limit(memory_mb: int, cpu_s: int) -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (memory_mb << 20, memory_mb << 20))
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 1))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    os.nice(5)
+@dataclass
+class _Worker:
+    process: Any
+    conn: Any
+    jobs: int = 0
 
 
-def decode_file(path: Path, limits: DecodeLimits, out: Path | None = None) -> np.ndarray:
+class DecoderPool:
+    """Long-lived decoding processes (PyAV imported once), each under an address-space limit.
+
+    A worker that crashes, is killed by its limit, or runs past the timeout is killed and
+    replaced; workers are also recycled after `max_jobs` files.
+    """
+
+    def __init__(self, limits: DecodeLimits, size: int = 2, max_jobs: int = 50) -> None:
+        self.limits = limits
+        self.max_jobs = max_jobs
+        self._idle: queue.LifoQueue[_Worker] = queue.LifoQueue()
+        self._slots = threading.BoundedSemaphore(size)
+        self._context = multiprocessing.get_context("spawn")
+        self._closed = False
+
+    def _start(self) -> _Worker:
+        parent, child = self._context.Pipe()
+        process = self._context.Process(
+            target=serve,
+            args=(child, self.limits.memory_mb),
+            daemon=True,
+            name="nemo-audio-decoder",
+        )
+        process.start()
+        child.close()
+        return _Worker(process, parent)
+
+    def _take(self) -> _Worker:
+        """An idle live worker, or a new one (one that died while idle is dropped)."""
+        while True:
+            try:
+                worker = self._idle.get_nowait()
+            except queue.Empty:
+                return self._start()
+            if worker.process.is_alive():
+                return worker
+            self._kill(worker)
+
+    @staticmethod
+    def _kill(worker: _Worker) -> None:
+        if worker.process.is_alive():
+            worker.process.kill()
+        worker.process.join(timeout=5)
+        worker.conn.close()
+
+    def decode(self, path: Path, out: Path) -> tuple[int, str]:
+        """Decode `path` into `out`; the worker's (code, message), or a crash/timeout code."""
+        with self._slots:
+            worker = self._take()
+            try:
+                worker.conn.send((str(path), str(out), self.limits.max_seconds))
+                if not worker.conn.poll(self.limits.timeout_s):
+                    self._kill(worker)
+                    return -1, f"decoding the audio took longer than {self.limits.timeout_s:g} s"
+                code, message = worker.conn.recv()
+            except (EOFError, OSError):
+                self._kill(worker)
+                return -2, "the audio could not be decoded (the decoder stopped)"
+            worker.jobs += 1
+            if code == OK and worker.jobs < self.max_jobs and not self._closed:
+                self._idle.put(worker)
+            else:
+                self._kill(worker)
+            return code, message
+
+    def close(self) -> None:
+        self._closed = True
+        while True:
+            try:
+                self._kill(self._idle.get_nowait())
+            except queue.Empty:
+                return
+
+
+def decode_file(path: Path, pool: DecoderPool) -> np.ndarray:
     """Decode `path` to 16 kHz mono float32; raises 415/400/413 errors, never anything else."""
     with tempfile.TemporaryDirectory(prefix="nemo-decode-") as tmp:
-        target = out or Path(tmp) / "pcm.f32"
-        cmd = [
-            sys.executable,
-            "-m",
-            "nemo_server.transcription.decode_worker",
-            str(path),
-            str(target),
-            str(limits.max_seconds),
-        ]
-        try:
-            done = subprocess.run(
-                cmd,
-                capture_output=True,
-                timeout=limits.timeout_s,
-                preexec_fn=lambda: _limit(limits.memory_mb, int(limits.timeout_s) + 1),
-                env={**os.environ, "OMP_NUM_THREADS": "1"},
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            raise BadRequest(
-                f"decoding the audio took longer than {limits.timeout_s:.0f} s", param="file"
-            ) from None
-        message = done.stderr.decode(errors="replace").strip().splitlines()
-        detail = message[-1] if message else ""
-        if done.returncode == NOT_AUDIO:
-            raise UnsupportedMediaType(f"file is not audio: {detail}", param="file")
-        if done.returncode == TOO_LONG:
-            raise PayloadTooLarge(detail, param="file")
-        if done.returncode == CORRUPT:
-            raise BadRequest(f"corrupt audio: {detail}", param="file")
-        if done.returncode != 0:
-            # Killed by a signal (memory, CPU) or crashed inside FFmpeg.
-            raise BadRequest(
-                f"the audio could not be decoded (decoder stopped with status {done.returncode})",
-                param="file",
-            )
-        return np.fromfile(target, dtype=np.float32)
+        target = Path(tmp) / "pcm.f32"
+        code, detail = pool.decode(path, target)
+        if code == OK:
+            return np.fromfile(target, dtype=np.float32)
+    if code == NOT_AUDIO:
+        raise UnsupportedMediaType(f"file is not audio: {detail}", param="file")
+    if code == TOO_LONG:
+        raise PayloadTooLarge(detail, param="file")
+    if code == CORRUPT:
+        raise BadRequest(f"corrupt audio: {detail}", param="file")
+    log.warning("decoder failed (%s): %s", code, detail)
+    raise BadRequest(
+        detail if code < 0 else f"the audio could not be decoded: {detail}", param="file"
+    )
 
 
-async def decode_bytes(data: bytes, limits: DecodeLimits, suffix: str = "") -> np.ndarray:
+async def decode_bytes(data: bytes, pool: DecoderPool, suffix: str = "") -> np.ndarray:
     """Decode an upload held in memory (the subprocess runs off the event loop)."""
     if not data:
         raise BadRequest("the uploaded file is empty", param="file")
@@ -86,7 +140,7 @@ async def decode_bytes(data: bytes, limits: DecodeLimits, suffix: str = "") -> n
         with tempfile.NamedTemporaryFile(prefix="nemo-upload-", suffix=suffix[-16:]) as handle:
             handle.write(data)
             handle.flush()
-            return decode_file(Path(handle.name), limits)
+            return decode_file(Path(handle.name), pool)
 
     return await asyncio.to_thread(work)
 
@@ -101,8 +155,8 @@ class IncrementalDecoder:
 
     _HOLD = 1600
 
-    def __init__(self, limits: DecodeLimits, max_bytes: int, suffix: str = ".webm") -> None:
-        self.limits = limits
+    def __init__(self, pool: DecoderPool, max_bytes: int, suffix: str = ".webm") -> None:
+        self.pool = pool
         self.max_bytes = max_bytes
         self.suffix = suffix
         self._data = bytearray()
@@ -125,7 +179,7 @@ class IncrementalDecoder:
             handle.write(self._data)
             handle.flush()
             try:
-                audio = decode_file(Path(handle.name), self.limits)
+                audio = decode_file(Path(handle.name), self.pool)
             except BadRequest:
                 if final:
                     raise

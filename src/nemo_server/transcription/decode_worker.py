@@ -1,47 +1,55 @@
-"""Child process that decodes one untrusted audio file with PyAV (run by `audio.decode_file`).
+"""Decoding of untrusted audio with PyAV, meant to run in a separate, limited process.
 
-`python -m nemo_server.transcription.decode_worker IN OUT MAX_SECONDS` writes 16 kHz mono
-float32 samples to OUT. It runs under resource limits set by the parent, so a hostile file
-can only kill this process. The exit code says what went wrong; the last stderr line explains.
+`serve()` is the loop of a pooled worker process (see `audio.DecoderPool`): it receives
+`(src, dst, max_seconds)` jobs over a pipe and answers `(code, message)`. A hostile file can
+only crash, exhaust or hang this process; the parent then kills and replaces it.
 """
 
 from __future__ import annotations
 
-import sys
+import os
+import resource
+from typing import Any
 
 import numpy as np
 
-NOT_AUDIO, CORRUPT, TOO_LONG = 10, 11, 12
+OK, NOT_AUDIO, CORRUPT, TOO_LONG, FAILED = 0, 10, 11, 12, 13
 
 
-def _fail(code: int, message: str) -> None:
-    sys.stderr.write(message.replace("\n", " ")[:500] + "\n")
-    sys.exit(code)
+class DecodeFailure(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message.replace("\n", " ")[:500]
 
 
-def main(src: str, dst: str, max_seconds: float) -> None:
+def decode(src: str, dst: str, max_seconds: float) -> None:
+    """Write `src` as 16 kHz mono float32 samples to `dst`; raise `DecodeFailure` if unfit."""
     import av
 
     try:
         container = av.open(src, metadata_errors="ignore")
     except av.FFmpegError as exc:
-        _fail(NOT_AUDIO, f"not a recognised audio file ({exc.strerror or exc})")
+        raise DecodeFailure(
+            NOT_AUDIO, f"not a recognised audio file ({exc.strerror or exc})"
+        ) from None
     try:
         streams = [s for s in container.streams if s.type == "audio"]
         if not streams:
-            _fail(NOT_AUDIO, f"the file ({container.format.name}) has no audio stream")
-        stream = streams[0]
+            raise DecodeFailure(
+                NOT_AUDIO, f"the file ({container.format.name}) has no audio stream"
+            )
         resampler = av.AudioResampler(format="flt", layout="mono", rate=16_000)
         limit = int(max_seconds * 16_000)
         written = 0
         with open(dst, "wb") as out:
             try:
-                for frame in container.decode(stream):
+                for frame in container.decode(streams[0]):
                     for chunk in resampler.resample(frame):
                         samples = chunk.to_ndarray().reshape(-1).astype(np.float32)
                         written += len(samples)
                         if written > limit:
-                            _fail(
+                            raise DecodeFailure(
                                 TOO_LONG, f"audio is longer than the limit of {max_seconds:.0f} s"
                             )
                         out.write(samples.tobytes())
@@ -51,15 +59,35 @@ def main(src: str, dst: str, max_seconds: float) -> None:
             except av.FFmpegError as exc:
                 # Frames decoded before the damage are kept only if there are some.
                 if written == 0:
-                    _fail(
+                    raise DecodeFailure(
                         CORRUPT,
                         f"the audio is corrupt and cannot be decoded ({exc.strerror or exc})",
-                    )
+                    ) from None
         if written < 1600:  # under 0.1 s: a header with (almost) nothing behind it
-            _fail(CORRUPT, "the file holds no decodable audio (empty or truncated)")
+            raise DecodeFailure(CORRUPT, "the file holds no decodable audio (empty or truncated)")
     finally:
         container.close()
 
 
-if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], float(sys.argv[3]))
+def serve(conn: Any, memory_mb: int) -> None:
+    """Worker loop: decode jobs from `conn` until it closes or sends None."""
+    resource.setrlimit(resource.RLIMIT_AS, (memory_mb << 20, memory_mb << 20))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    os.nice(5)
+    import av  # noqa: F401  (imported once, before the first job: that is the point of a pool)
+
+    while True:
+        try:
+            job = conn.recv()
+        except EOFError:
+            return
+        if job is None:
+            return
+        try:
+            decode(*job)
+            conn.send((OK, ""))
+        except DecodeFailure as exc:
+            conn.send((exc.code, exc.message))
+        except Exception as exc:  # MemoryError and friends: report, then let the parent recycle
+            conn.send((FAILED, f"{type(exc).__name__}: {exc}"[:500]))
+            return

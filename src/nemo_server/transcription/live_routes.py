@@ -64,7 +64,7 @@ async def audio_stream(
     container = None
     if format != "pcm16":
         container = IncrementalDecoder(
-            service.limits, service.settings.max_body_bytes, f".{format}"
+            service.decoder, service.settings.max_body_bytes, f".{format}"
         )
     await websocket.send_json({"type": "ready", "sample_rate": 16_000, "model": name})
     async with service.leases.lease(

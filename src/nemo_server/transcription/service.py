@@ -20,7 +20,7 @@ from nemo_server.common.errors import (
     Unprocessable,
 )
 from nemo_server.common.gpu import LeaseClient, Priority
-from nemo_server.transcription.audio import DecodeLimits, decode_bytes
+from nemo_server.transcription.audio import DecodeLimits, DecoderPool, decode_bytes
 from nemo_server.transcription.engines import model_paths
 from nemo_server.transcription.engines.base import (
     SAMPLE_RATE,
@@ -145,15 +145,14 @@ class TranscriptionService:
         self.diarizers = diarizers
         self.store = store
         self.leases = leases
-
-    @property
-    def limits(self) -> DecodeLimits:
-        s = self.settings
-        return DecodeLimits(s.decode_timeout_s, s.decode_memory_mb, s.max_audio_s)
+        limits = DecodeLimits(
+            settings.decode_timeout_s, settings.decode_memory_mb, settings.max_audio_s
+        )
+        self.decoder = DecoderPool(limits)
 
     async def decode(self, data: bytes, filename: str | None) -> np.ndarray:
         suffix = "." + filename.rsplit(".", 1)[-1] if filename and "." in filename else ""
-        return await decode_bytes(data, self.limits, suffix)
+        return await decode_bytes(data, self.decoder, suffix)
 
     def bounds(self, req: Request) -> SpeakerBounds:
         """Speaker-count bounds of a request, checked against each other and the limit."""
