@@ -56,6 +56,8 @@ def test_job_runs_to_completion_with_progress(client, headers, common_settings):
     )
     assert done["progress"] == 1.0 and done["segments"] >= 10
     assert result_words(client, headers, created["id"]) == WORDS
+    verbose = client.get(f"/v1/transcriptions/jobs/{created['id']}/result", headers=headers)
+    assert verbose.json()["language"] == "english" and verbose.json()["duration"] == 30.0
     srt = client.get(
         f"/v1/transcriptions/jobs/{created['id']}/result",
         params={"response_format": "srt"},

@@ -172,7 +172,12 @@ class JobRunner:
             segments = [s.shifted(start / SAMPLE_RATE) for s in result.segments]
             await lease.validate()  # fencing: never checkpoint under a stale lease
             await asyncio.to_thread(
-                self.store.checkpoint, current, segments, end / SAMPLE_RATE, current.next_idx
+                self.store.checkpoint,
+                current,
+                segments,
+                end / SAMPLE_RATE,
+                current.next_idx,
+                result.language,
             )
             if lease.preempt_requested:
                 await asyncio.to_thread(

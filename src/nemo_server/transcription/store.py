@@ -169,7 +169,12 @@ class TranscriptStore:
             s.execute(update(Job).where(Job.id == job_id).values(updated_at=now(), **fields))
 
     def checkpoint(
-        self, job: Job, segments: list[Segment], processed_s: float, expected_idx: int
+        self,
+        job: Job,
+        segments: list[Segment],
+        processed_s: float,
+        expected_idx: int,
+        language: str | None = None,
     ) -> bool:
         """Save one chunk's segments and move the checkpoint, atomically.
 
@@ -193,6 +198,12 @@ class TranscriptStore:
                 _segment_row(job.transcript_id, expected_idx + i, seg)
                 for i, seg in enumerate(segments)
             )
+            if language:
+                s.execute(
+                    update(Transcript)
+                    .where(Transcript.id == job.transcript_id, Transcript.language.is_(None))
+                    .values(language=language)
+                )
             return True
 
     def complete_job(self, job: Job) -> None:
