@@ -30,7 +30,9 @@ LONG = "root ::= [a-z ] root"
 def model() -> Iterator[LlamaCppModel]:
     spec = ModelCatalog(LlmSettings()).lookup("smollm2")
     # One thread: spin-waiting llama.cpp threads crawl on a shared, busy CPU.
-    options = EngineOptions(n_slots=2, ctx_per_slot=512, background_slots=1, n_threads=1)
+    options = EngineOptions(
+        n_slots=2, ctx_per_slot=512, background_slots=1, n_threads=1, prefill_chunk=8
+    )
     loaded = LlamaCppModel(spec, options)
     yield loaded
     loaded.close()
@@ -99,8 +101,10 @@ async def test_concurrent_requests_decode_together(model: LlamaCppModel) -> None
     first = model.generate(_request(model, grammar=LONG, max_tokens=120))
     await first.__anext__()
     # The second request streams while the first is still running: batching, not a queue.
-    second = await _run(model, _request(model, grammar=LONG, max_tokens=3))
-    assert second[-1].completion_tokens == 3
+    # Its prompt (~30 tokens) goes in chunks of 8 beside the first one's tokens.
+    fixed = 'root ::= "alpha beta gamma"'
+    second = await _run(model, _request(model, "Say three words " * 3, grammar=fixed, max_tokens=9))
+    assert "".join(c.text for c in second) == "alpha beta gamma"
     assert model.stats()["active"] == 1  # the first one goes on
     await first.aclose()
 

@@ -72,6 +72,7 @@ class ModelManager:
             n_threads=s.threads,
             gpu=self.use_gpu(),
             background_slots=s.background_slots,
+            prefill_chunk=s.prefill_chunk_tokens,
         )
 
     @contextlib.asynccontextmanager

@@ -60,6 +60,13 @@ class LlmSettings(ServiceSettings):
         le=8192,
         description="Tokens per llama_decode call; long prompts are fed in chunks of this size.",
     )
+    prefill_chunk_tokens: int = Field(
+        default=128,
+        ge=1,
+        le=8192,
+        description="Prompt tokens a new request may add to a step while others stream (the "
+        "rest follows in later steps), so a long prompt does not stall their next token.",
+    )
     threads: int | None = Field(
         default=None,
         ge=1,

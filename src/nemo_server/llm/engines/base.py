@@ -36,6 +36,7 @@ class EngineOptions:
     n_threads: int | None = None
     gpu: bool = False
     background_slots: int = 3
+    prefill_chunk: int = 128
 
 
 @dataclass(frozen=True)

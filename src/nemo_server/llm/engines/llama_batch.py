@@ -106,6 +106,7 @@ class BatchScheduler:
         n_ctx: int,
         n_batch: int,
         background_slots: int,
+        prefill_chunk: int = 512,
     ) -> None:
         self._lib = lib
         self._model = model
@@ -114,6 +115,7 @@ class BatchScheduler:
         self.n_slots = n_slots
         self.n_ctx = n_ctx
         self.n_batch = n_batch
+        self.prefill_chunk = max(1, prefill_chunk)
         # Background work never takes every slot, so a user's chat always starts at once.
         self.background_slots = max(1, min(background_slots, n_slots - 1 if n_slots > 1 else 1))
         self._batch = lib.llama_batch_init(n_batch, 0, 1)
@@ -271,10 +273,13 @@ class BatchScheduler:
     def _step(self) -> None:
         batch = self._batch
         n = 0
-        budget = self.n_batch
         running = list(self._running)
         # Decoding sequences first (one token each), then prompt chunks fill the remaining room.
         running.sort(key=lambda s: s.n_past < len(s.request.prompt_tokens))
+        decoding = sum(s.n_past >= len(s.request.prompt_tokens) for s in running)
+        # While others stream, a new prompt goes in smaller chunks so their next token is not
+        # held up by a whole long prompt in one step.
+        budget = self.n_batch if decoding == 0 else min(self.n_batch, decoding + self.prefill_chunk)
         for seq in running:
             seq.logits_index = -1
             prompt = seq.request.prompt_tokens

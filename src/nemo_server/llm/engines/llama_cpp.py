@@ -94,6 +94,7 @@ class LlamaCppModel:
             n_ctx=self.n_ctx,
             n_batch=options.n_batch,
             background_slots=options.background_slots,
+            prefill_chunk=options.prefill_chunk,
         )
         log.info(
             "loaded %s from %s on %s (%d slots x %d tokens)",
