@@ -124,3 +124,13 @@ def test_jobs_on_postgres(postgres_url, common_settings, headers, unique):
         with engine.begin() as conn:
             conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "t{unique}_transcription" CASCADE'))
         engine.dispose()
+
+
+def test_coordinator_mode_without_a_coordinator_is_a_503(make_client, settings, headers):
+    common = settings.common.model_copy(
+        update={"service_urls": {"coordinator": "http://127.0.0.1:9"}}
+    )
+    configured = settings.model_copy(update={"common": common, "gpu_leases": "coordinator"})
+    with make_client(settings=configured, lease_client=None) as client:
+        response = post(client, headers, tone_wav([0.2]))
+        assert response.status_code == 503, response.text
