@@ -136,3 +136,27 @@ async def test_holder_cut_off_from_the_coordinator_stops_by_its_ttl() -> None:
     with pytest.raises(LeaseLost):
         lease.check()
     await lease.release()
+
+
+async def test_job_survives_a_coordinator_that_is_briefly_unreachable() -> None:
+    client = LocalLeaseClient(budget_mb=1000)
+    real_acquire, failures = client.transport.acquire, [2]
+
+    async def flaky_acquire(*args, **kw):  # type: ignore[no-untyped-def]
+        if failures[0] > 0:
+            failures[0] -= 1
+            raise ServiceUnavailable("GPU coordinator is unavailable: connection refused")
+        return await real_acquire(*args, **kw)
+
+    client.transport.acquire = flaky_acquire  # type: ignore[method-assign]
+    done: list[int] = []
+
+    async def unit(lease: Lease) -> bool:
+        done.append(len(done))
+        return len(done) < 3
+
+    result = await run_preemptible(client, "bg", unit, vram_mb=100, unavailable_retry_s=5)
+    assert result.units == 3 and failures == [0]
+    failures[0] = 100
+    with pytest.raises(ServiceUnavailable):
+        await run_preemptible(client, "bg", unit, vram_mb=100, unavailable_retry_s=0.6)

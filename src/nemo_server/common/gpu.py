@@ -438,6 +438,7 @@ async def run_preemptible(
     vram_mb: int,
     ttl_s: float = 30.0,
     wait_timeout_s: float | None = None,
+    unavailable_retry_s: float = 30.0,
 ) -> PreemptibleResult:
     """Run `unit(lease)` until it returns False, yielding the GPU whenever asked to.
 
@@ -445,14 +446,30 @@ async def run_preemptible(
     (queued by priority); work resumes when it is granted. No unit starts unless the lease is
     live and surely outlives it (judged by the longest unit so far).
     A unit that raises `LeaseLost` (its checkpoint was refused) is run again under a new lease,
-    so units must be idempotent from their last checkpoint.
+    so units must be idempotent from their last checkpoint. A coordinator that cannot be reached
+    (e.g. while it restarts) is retried for `unavailable_retry_s` before `ServiceUnavailable`
+    is raised; "GPU busy" (`wait_timeout_s` passed) is raised at once.
     """
     result = PreemptibleResult()
     longest = 0.0  # longest unit so far: a unit starts only if the lease surely outlives it
+    unreachable_since: float | None = None
     while True:
-        lease = await client.acquire(
-            holder, priority=priority, vram_mb=vram_mb, ttl_s=ttl_s, wait_timeout_s=wait_timeout_s
-        )
+        try:
+            lease = await client.acquire(
+                holder,
+                priority=priority,
+                vram_mb=vram_mb,
+                ttl_s=ttl_s,
+                wait_timeout_s=wait_timeout_s,
+            )
+        except ServiceUnavailable as exc:
+            now = time.monotonic()
+            unreachable_since = unreachable_since or now
+            if exc.code == "gpu_busy" or now - unreachable_since >= unavailable_retry_s:
+                raise
+            await asyncio.sleep(0.5)
+            continue
+        unreachable_since = None
         try:
             while True:
                 lease.check(min(longest, lease.ttl_s / 2))  # ttl_s should be >= 2 units
