@@ -161,3 +161,11 @@ def test_background_priority_from_header_and_service_callers(
     assert fake.requests[-1].priority == RequestPriority.BACKGROUND
     client.post(CHAT, headers=internal_headers(common_settings, SYSTEM_PRINCIPAL), json=_chat())
     assert fake.requests[-1].priority == RequestPriority.BACKGROUND
+
+
+def test_metrics_count_tokens(client: TestClient, alice: dict[str, str]) -> None:
+    client.post(CHAT, headers=alice, json=_chat())
+    text = client.get("/metrics").text
+    assert 'nemo_llm_completion_tokens_total{model="smollm2"} 5.0' in text
+    assert 'nemo_llm_generations_total{finish_reason="stop",model="smollm2"} 1.0' in text
+    assert "nemo_llm_time_to_first_token_seconds_count" in text

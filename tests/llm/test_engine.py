@@ -103,7 +103,9 @@ async def test_concurrent_requests_decode_together(model: LlamaCppModel) -> None
     # The second request streams while the first is still running: batching, not a queue.
     # Its prompt (~30 tokens) goes in chunks of 8 beside the first one's tokens.
     fixed = 'root ::= "alpha beta gamma"'
-    second = await _run(model, _request(model, "Say three words " * 3, grammar=fixed, max_tokens=9))
+    second = await _run(
+        model, _request(model, "Say three words " * 3, grammar=fixed, max_tokens=30)
+    )
     assert "".join(c.text for c in second) == "alpha beta gamma"
     assert model.stats()["active"] == 1  # the first one goes on
     await first.aclose()

@@ -18,6 +18,7 @@ from nemo_server.llm.conversations import ConversationStore
 from nemo_server.llm.engines import ENGINES, EngineBackend
 from nemo_server.llm.engines.base import LoadedModel
 from nemo_server.llm.lifecycle import ModelManager
+from nemo_server.llm.metrics import LlmMetrics
 from nemo_server.llm.routes import router
 from nemo_server.llm.service import LlmService
 from nemo_server.llm.settings import LlmSettings
@@ -66,7 +67,13 @@ def create_app(
 
             own_client = HttpLeaseClient.for_settings(settings.common, app.state.internal_codec)
             manager.lease_client = own_client
-        app.state.llm_service = LlmService(settings, catalog, manager, ConversationStore(db))
+        app.state.llm_service = LlmService(
+            settings,
+            catalog,
+            manager,
+            ConversationStore(db),
+            app.state.llm_metrics,
+        )
         reaper = asyncio.create_task(manager.reaper(), name="llm-keep-alive")
         try:
             yield
@@ -86,4 +93,6 @@ def create_app(
     app = create_service_app(
         "llm", settings, routers=[router], lifespan=lifespan, readiness_checks=[database_ready]
     )
+    # Once per app: a lifespan may run more than once (tests), a registry takes a name once.
+    app.state.llm_metrics = LlmMetrics(app.state.metrics_registry)
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,7 @@ from nemo_server.llm.engines.base import (
     SamplingParams,
 )
 from nemo_server.llm.lifecycle import ModelManager
+from nemo_server.llm.metrics import LlmMetrics
 from nemo_server.llm.schemas import ChatCompletionRequest, CompletionRequest, ResponseFormat
 from nemo_server.llm.settings import LlmSettings
 
@@ -37,17 +39,26 @@ class Run:
     completion_tokens: int = 0
     finish_reason: str | None = None
     text_parts: list[str] = field(default_factory=list)
+    metrics: LlmMetrics | None = None
+    started: float = field(default_factory=time.perf_counter)
 
     async def stream(self) -> AsyncIterator[GenerationChunk]:
         """Yield the chunks; the model is released when this ends or is closed."""
         try:
             async for chunk in self.chunks:
+                if self.metrics is not None and not self.text_parts:
+                    self.metrics.first_token(self.model, time.perf_counter() - self.started)
                 self.completion_tokens = chunk.completion_tokens
                 self.text_parts.append(chunk.text)
                 if chunk.finish_reason is not None:
                     self.finish_reason = chunk.finish_reason
                 yield chunk
         finally:
+            if self.metrics is not None:
+                reason = self.finish_reason or "cancelled"
+                self.metrics.finished(
+                    self.model, self.prompt_tokens, self.completion_tokens, reason
+                )
             await self.aclose()
 
     async def collect(self) -> str:
@@ -74,7 +85,9 @@ class LlmService:
         catalog: ModelCatalog,
         models: ModelManager,
         conversations: ConversationStore,
+        metrics: LlmMetrics | None = None,
     ) -> None:
+        self.metrics = metrics
         self.settings = settings
         self.catalog = catalog
         self.models = models
@@ -161,7 +174,7 @@ class LlmService:
         except BaseException:
             await stack.aclose()
             raise
-        return Run(spec.name, len(tokens), chunks, stack)
+        return Run(spec.name, len(tokens), chunks, stack, metrics=self.metrics)
 
     def _check_context(self, n_prompt: int, max_tokens: int | None, n_ctx: int, param: str) -> int:
         """The completion budget; 400 with the token counts when it does not fit."""
