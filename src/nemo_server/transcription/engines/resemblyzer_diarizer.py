@@ -39,6 +39,10 @@ class ResemblyzerDiarizer:
         self._speech = SpeechDetector(aggressiveness=2)
         self.overlap_margin = overlap_margin
         self._lock = threading.Lock()
+        # torch's first forward pass is several times slower than the next: pay it at load,
+        # not in the first live utterance.
+        noise = np.random.default_rng(0).normal(0, 0.1, 16_000).astype(np.float32)
+        self._encoder.embed_utterance(noise)
 
     def embed(self, audio: np.ndarray) -> np.ndarray | None:
         """L2-normalised embedding of one utterance (None under 0.5 s)."""
