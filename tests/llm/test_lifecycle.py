@@ -103,3 +103,49 @@ async def test_gpu_model_yields_to_foreground_work(settings: LlmSettings) -> Non
     await lease.release()
     await manager.close()
     await leases.aclose()
+
+
+def test_unload_is_refused_while_a_request_runs(settings: LlmSettings) -> None:
+    import threading
+
+    from fastapi.testclient import TestClient
+
+    from nemo_server.llm.app import create_app
+
+    slow = FakeModel(token_delay_s=0.2)
+    admin = internal_headers(settings.common, ADMIN)
+    with TestClient(create_app(settings, engine=slow)) as c:
+        c.post("/v1/llm/models/smollm2/load", headers=admin)
+        result: dict[str, object] = {}
+
+        def chat() -> None:
+            body = {"messages": [{"role": "user", "content": "hi"}]}
+            result["r"] = c.post("/v1/chat/completions", headers=admin, json=body)
+
+        worker = threading.Thread(target=chat)
+        worker.start()
+        for _ in range(100):
+            if slow.active:
+                break
+            threading.Event().wait(0.02)
+        busy = c.post("/v1/llm/models/smollm2/unload", headers=admin)
+        assert busy.status_code == 409
+        worker.join(10)
+        assert result["r"].status_code == 200  # type: ignore[attr-defined]
+
+
+async def test_a_model_gone_mid_generation_is_a_503() -> None:
+    import contextlib
+
+    import pytest
+
+    from nemo_server.common.errors import ServiceUnavailable
+    from nemo_server.llm.service import Run
+
+    async def chunks():  # type: ignore[no-untyped-def]
+        raise RuntimeError("the model was unloaded")
+        yield
+
+    run = Run("smollm2", 3, chunks(), contextlib.AsyncExitStack())
+    with pytest.raises(ServiceUnavailable, match="unloaded"):
+        await run.collect()

@@ -11,7 +11,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from nemo_server.common.auth import Principal
-from nemo_server.common.errors import BadRequest
+from nemo_server.common.errors import BadRequest, NemoError, ServiceUnavailable
 from nemo_server.llm.catalog import ModelCatalog
 from nemo_server.llm.conversations import ConversationStore
 from nemo_server.llm.engines.base import (
@@ -53,6 +53,10 @@ class Run:
                 if chunk.finish_reason is not None:
                     self.finish_reason = chunk.finish_reason
                 yield chunk
+        except NemoError:
+            raise
+        except Exception as exc:  # the model was unloaded under the request, a decode failed
+            raise ServiceUnavailable(f"generation failed: {exc}", code="generation_failed") from exc
         finally:
             if self.metrics is not None:
                 reason = self.finish_reason or "cancelled"
