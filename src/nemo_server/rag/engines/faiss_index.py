@@ -128,6 +128,11 @@ class DenseIndex:
             keep = (rows[0] >= 0) & allowed[np.maximum(rows[0], 0)]
             if keep.sum() >= min(k, n_allowed):
                 return rows[0][keep][:k].astype(np.int64), scores[0][keep][:k]
+        if n_allowed > self.rows // 2:  # one pass over the matrix beats copying most of it
+            sims = self.vectors @ q[0]
+            sims[~allowed] = -np.inf
+            top = _top(sims, min(k, n_allowed))
+            return top.astype(np.int64), sims[top]
         candidates = np.flatnonzero(allowed)
         sims = self.vectors[candidates] @ q[0]
         top = _top(sims, k)
