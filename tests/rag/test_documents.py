@@ -180,10 +180,10 @@ def test_encrypted_corrupt_and_bomb_files_are_400(client: TestClient, alice: dic
     cases = [
         ("locked.pdf", make_encrypted_pdf(), "application/pdf", "encrypted"),
         ("broken.pdf", b"%PDF-1.4\n1 0 obj <<<< garbage", "application/pdf", "PDF"),
-        ("bomb.pdf", make_bomb_pdf(200), "application/pdf", "PDF"),
+        ("bomb.pdf", make_bomb_pdf(100), "application/pdf", "PDF"),
         ("locked.docx", ENCRYPTED_OFFICE, mime, "encrypted"),
         ("broken.docx", make_corrupt_docx(), mime, "corrupt"),
-        ("bomb.docx", make_zip_bomb_docx(300), mime, "bomb"),
+        ("bomb.docx", make_zip_bomb_docx(24), mime, "bomb"),
     ]
     for name, data, media, word in cases:
         r = upload(client, alice, name, data, media)
