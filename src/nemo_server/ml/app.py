@@ -29,7 +29,8 @@ def create_app(settings: MLSettings | None = None, *, job_target: str | None = N
             open_service_database, "ml", settings.common, "nemo_server.ml:migrations"
         )
         store = JobStore(db)
-        await run_in_threadpool(store.fail_unfinished)
+        if not settings.common.database_url:
+            await run_in_threadpool(store.fail_unfinished)
         runner = JobRunner(
             store,
             workers=settings.workers,

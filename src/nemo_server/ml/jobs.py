@@ -78,8 +78,16 @@ class JobStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def create(self, user_id: str, kind: str, dataset_id: str | None, request: dict) -> JobRow:
+    def create(
+        self,
+        user_id: str,
+        kind: str,
+        dataset_id: str | None,
+        request: dict,
+        runner_id: str | None = None,
+    ) -> JobRow:
         row = JobRow(
+            runner_id=runner_id,
             id="job_" + uuid.uuid4().hex[:24],
             user_id=user_id,
             kind=kind,
@@ -122,15 +130,17 @@ class JobStore:
             return bool(session.execute(stmt.values(**values)).rowcount)
 
     def fail_unfinished(self) -> None:
-        """On start: jobs a previous process left queued or running can never finish."""
+        """On start of the single embedded process: jobs a previous run left queued or running
+        can never finish. (With PostgreSQL other replicas may be running theirs: left alone.)"""
         self.set_many(("queued", "running"), "interrupted: the service restarted")
 
-    def set_many(self, statuses: tuple[str, ...], error: str) -> None:
+    def set_many(self, statuses: tuple[str, ...], error: str, runner_id: str | None = None) -> None:
+        stmt = update(JobRow).where(JobRow.status.in_(statuses))
+        if runner_id is not None:
+            stmt = stmt.where(JobRow.runner_id == runner_id)
         with self.db.session() as session:
             session.execute(
-                update(JobRow)
-                .where(JobRow.status.in_(statuses))
-                .values(status="failed", error=error, finished_at=datetime.now(UTC))
+                stmt.values(status="failed", error=error, finished_at=datetime.now(UTC))
             )
 
 
@@ -157,6 +167,7 @@ class JobRunner:
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._ctx = multiprocessing.get_context("spawn")
+        self.runner_id = "run_" + uuid.uuid4().hex[:20]
 
     def start(self) -> None:
         for i in range(self.workers):
@@ -175,7 +186,9 @@ class JobRunner:
         for thread in self._threads:
             thread.join(timeout=10)
         self._threads.clear()
-        self.store.set_many(("queued", "running"), "interrupted: the service stopped")
+        self.store.set_many(
+            ("queued", "running"), "interrupted: the service stopped", self.runner_id
+        )
 
     def submit(
         self,
@@ -241,22 +254,30 @@ class JobRunner:
         deadline = time.monotonic() + hard_timeout
         outcome: tuple[str, Any] | None = None
         last_write = 0.0
+        last_check = time.monotonic()
         try:
             while outcome is None:
+                if time.monotonic() - last_check > 1.0:
+                    last_check = time.monotonic()
+                    # A cancel may have reached another replica: the row says so.
+                    current = self.store.load(job_id)
+                    if current is not None and current.status == "cancelled":
+                        with self._lock:
+                            self._cancelled.add(job_id)
+                        break
+                    if last_check > deadline:
+                        outcome = ("error", f"job ran past its hard limit of {hard_timeout:.0f} s")
+                        break
                 try:
                     message = out.get(timeout=0.25)
                 except queue.Empty:
-                    if not proc.is_alive():
-                        try:  # the result may have landed just before the exit
-                            message = out.get(timeout=1.0)
-                        except queue.Empty:
-                            outcome = ("error", f"worker process exited with code {proc.exitcode}")
-                            break
-                    elif time.monotonic() > deadline:
-                        outcome = ("error", f"job ran past its hard limit of {hard_timeout:.0f} s")
-                        break
-                    else:
+                    if proc.is_alive():
                         continue
+                    try:  # the result may have landed just before the exit
+                        message = out.get(timeout=1.0)
+                    except queue.Empty:
+                        outcome = ("error", f"worker process exited with code {proc.exitcode}")
+                        break
                 if message[0] == "progress":
                     now = time.monotonic()
                     if now - last_write > 0.3:

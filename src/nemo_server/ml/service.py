@@ -81,7 +81,7 @@ class MLService:
         extra: dict[str, Any] | None = None,
         finalize: Any = None,
     ) -> JobRow:
-        job = self.jobs.create(user_id, kind, row.id, request)
+        job = self.jobs.create(user_id, kind, row.id, request, self.runner.runner_id)
         payload = {
             "kind": kind,
             "job_id": job.id,

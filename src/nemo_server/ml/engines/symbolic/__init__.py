@@ -73,10 +73,21 @@ def _round_floats(expr: Any) -> Any:
 
 
 def complexity(expr: Any) -> int:
-    """Nodes in the expression tree."""
+    """Nodes in the expression tree, where the numeric factors (or terms) of a product (or
+    sum) form one constant: 1 when exact (1/(2*pi)), 2 when fitted (a float). An exact
+    constant thus beats a float that fits the noise a little better."""
     import sympy
 
-    return sum(1 for _ in sympy.preorder_traversal(expr))
+    if expr.is_number:
+        return 2 if expr.atoms(sympy.Float) else 1
+    if not expr.args:
+        return 1
+    numeric = [a for a in expr.args if a.is_number]
+    rest = [a for a in expr.args if not a.is_number]
+    if numeric and isinstance(expr, sympy.Mul | sympy.Add):
+        const = 2 if any(a.atoms(sympy.Float) for a in numeric) else 1
+        return 1 + const + sum(complexity(a) for a in rest)
+    return 1 + sum(complexity(a) for a in expr.args)
 
 
 def _error(expr: Any, X: np.ndarray, y: np.ndarray, names: list[str]) -> float:

@@ -52,6 +52,25 @@ class Transform:
                 "sin(y)": lambda: np.sin(y),
             }[self.name]()
 
+    def weights(self, y: np.ndarray, X: np.ndarray) -> np.ndarray:
+        """Row weights 1/|d g(y/M)/dy|: least squares on g then approximates least squares
+        on y (the delta method), so noisy small values do not dominate a log or 1/y fit."""
+        scale = library.values(self.factor, X) if self.factor is not None else 1.0
+        u = y / scale
+        with np.errstate(all="ignore"):
+            slope = {
+                "y": lambda: np.ones_like(u),
+                "1/y": lambda: 1 / u**2,
+                "y^2": lambda: 2 * np.abs(u),
+                "1/y^2": lambda: 2 / np.abs(u) ** 3,
+                "sqrt(y)": lambda: 0.5 / np.sqrt(u),
+                "log(y)": lambda: 1 / np.abs(u),
+                "sin(y)": lambda: np.abs(np.cos(u)),
+            }[self.name]() / np.abs(scale)
+            w = 1 / np.maximum(slope, 1e-300)
+        w = np.where(np.isfinite(w), w, 0.0)
+        return w / (np.mean(w) or 1.0)
+
     def inverse(self, s: np.ndarray, sign: float, X: np.ndarray) -> np.ndarray:
         scale = library.values(self.factor, X) if self.factor is not None else 1.0
         with np.errstate(all="ignore"):
@@ -173,17 +192,31 @@ class NemoEngine:
         factor = _common_factor(Xs, ys)
         if factor is not None:
             plans[2:2] = [(Transform("y", factor), ()), (Transform("1/y", factor), ())]
-        for k, (tr, base) in enumerate(plans):
-            if time.monotonic() > deadline:
+        exact = False
+        for quick in (True, False):
+            for k, (tr, base) in enumerate(plans):
+                # The quick pass over the first two plans (y, and the power law in log space)
+                # always runs, so a slow machine or a tiny budget still gives answers.
+                forced = quick and k < 2
+                plan_deadline = max(deadline, time.monotonic() + 1.0) if forced else deadline
+                if time.monotonic() > plan_deadline:
+                    break
+                t = tr.forward(ys, Xs)
+                if t is None or not np.all(np.isfinite(t)) or np.std(t) == 0:
+                    continue
+                structures = self._beam(tr, base, t, Xs, A, specs, pool, plan_deadline, quick)
+                found += structures
+                done = (k + 1) / len(plans)
+                progress(0.1 + (0.2 if quick else 0.5) * done, f"searched {tr.name}")
+                if any(self._score(s, X, y, sign) < 1e-9 for s in structures[:12]):
+                    exact = True  # other transforms can only add equivalent forms
+                    break
+            if exact:
                 break
-            t = tr.forward(ys, Xs)
-            if t is None or not np.all(np.isfinite(t)) or np.std(t) == 0:
-                continue
-            structures = self._beam(tr, base, t, Xs, A, specs, pool, deadline)
-            found += structures
-            progress(0.1 + 0.5 * (k + 1) / len(plans), f"searched {tr.name}")
-            if any(self._score(s, X, y, sign) < 1e-9 for s in structures[:12]):
-                break  # an exact fit: other transforms can only add equivalent forms
+        unique: dict[tuple, Structure] = {}
+        for s in found:
+            unique.setdefault((s.transform, s.base, s.terms), s)
+        found = list(unique.values())
         for s in found:
             s.nrmse = self._score(s, X, y, sign)
         found.sort(key=lambda s: s.nrmse)
@@ -211,7 +244,10 @@ class NemoEngine:
         specs: list[library.Spec],
         pool: int,
         deadline: float,
+        quick: bool = False,
     ) -> list[Structure]:
+        """Structures for one transform. `quick`: only what the pool allows in closed form
+        (singles, all pairs, triples); otherwise also extend the best ones term by term."""
         tc = t - t.mean()
         total = float(tc @ tc)
         B = None
@@ -230,6 +266,11 @@ class NemoEngine:
             return best
 
         beam = keep(_extend(B, (), tc, A, 30), self.beam)
+        if quick:
+            pairs = keep(_pairs(B, tc, A[:, :pool], 40), self.beam)
+            if pairs and pairs[0][1] > 1e-9 * total:
+                keep(_triples(B, tc, A[:, :pool], pairs, 40), self.beam)
+            return out
         if self.depth >= 2 and time.monotonic() < deadline:
             scored = _pairs(B, tc, A[:, :pool], 40)
             for idx, _ in beam:
@@ -256,7 +297,8 @@ class NemoEngine:
         D = self._design(s, X)
         if t is None or not np.all(np.isfinite(D)):
             return float("inf")
-        coef = np.linalg.lstsq(D, t, rcond=None)[0]
+        w = s.transform.weights(y, X)
+        coef = np.linalg.lstsq(D * w[:, None], t * w, rcond=None)[0]
         return _nrmse(s.transform.inverse(D @ coef, sign, X), y)
 
     @staticmethod
@@ -279,8 +321,9 @@ class NemoEngine:
     ) -> Any:
         import sympy
 
-        t = s.transform.forward(y, X)
-        D = self._design(s, X)
+        w = s.transform.weights(y, X)
+        t = s.transform.forward(y, X) * w
+        D = self._design(s, X) * w[:, None]
         coef = np.linalg.lstsq(D, t, rcond=None)[0]
         sse0 = float(np.sum((D @ coef - t) ** 2))
         floor = 1e-18 * float(np.sum((t - t.mean()) ** 2)) + 1e-300

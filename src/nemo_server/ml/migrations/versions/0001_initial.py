@@ -37,6 +37,7 @@ def upgrade() -> None:
         sa.Column("progress", sa.Float, nullable=False),
         sa.Column("message", sa.Text, nullable=True),
         sa.Column("dataset_id", sa.String(40), nullable=True),
+        sa.Column("runner_id", sa.String(40), nullable=True),
         sa.Column("request", sa.JSON, nullable=False),
         sa.Column("result", sa.JSON, nullable=True),
         sa.Column("error", sa.Text, nullable=True),
