@@ -209,3 +209,6 @@ def test_many_deletions_compact_the_index(client: TestClient, alice: dict) -> No
     assert hits and not {h["document_id"] for h in hits} & set(ids[:40])
     memory = client.app.state.rag.indexes.get(ALICE.user_id)
     assert memory.dense.rows == 80 and memory.bm25.rows == 80
+    r = client.post("/v1/rag/reindex", headers=alice)
+    assert r.status_code == 200 and r.json()["chunks"] == 80
+    assert search(client, alice, "volcano lava eruption", k=5)

@@ -293,6 +293,18 @@ class MemoryIndexes:
                 np.save(folder / "row_ids.npy", np.asarray(memory.chunk_ids, dtype=np.int64))
                 memory.dirty = False
 
+    def rebuild(self, user_id: str) -> UserMemory:
+        """Rebuild the user's index from the database alone (ignoring saved files), then save it."""
+        generation = self.store.generation(user_id)
+        with self._lock:
+            user_lock = self._user_locks.setdefault(user_id, threading.Lock())
+        with user_lock:
+            memory = self._load(user_id, generation, use_saved=False)
+            with self._lock:
+                self._users[user_id] = memory
+        self.save(user_id)
+        return memory
+
     def forget(self, user_id: str) -> None:
         with self._lock:
             self._users.pop(user_id, None)

@@ -170,6 +170,12 @@ async def stats(service: Service, principal: Caller) -> dict[str, Any]:
     return await service.stats(principal)
 
 
+@router.post("/v1/rag/reindex")
+async def reindex(service: Service, principal: Caller) -> dict[str, Any]:
+    """Rebuild the caller's dense and BM25 indexes from the database and save them."""
+    return await service.rebuild_index(principal)
+
+
 @router.post("/v1/rag/search")
 async def search(body: SearchRequest, service: Service, principal: Caller) -> SearchResponse:
     """Hybrid (default), dense or lexical search of the caller's memory, with filters."""

@@ -270,6 +270,12 @@ class RagService:
             "fusion": self.settings.fusion,
         }
 
+    async def rebuild_index(self, principal: Principal) -> dict[str, Any]:
+        """Rebuild the caller's index from the database (vectors are stored, nothing re-encoded)."""
+        memory = await to_thread.run_sync(self.indexes.rebuild, principal.user_id)
+        self.cache.drop_user(principal.user_id)
+        return memory.stats()
+
     # ---- search -------------------------------------------------------------------------
     async def search(self, principal: Principal, req: SearchRequest) -> list[SearchHit]:
         """Hits for the request; any failure of retrieval itself is a 503."""
