@@ -25,6 +25,14 @@ from nemo_server.llm.settings import LlmSettings
 pytestmark = pytest.mark.slow
 
 
+def _cancelled(http: httpx.Client) -> float:
+    """Generations that ended because their client left (not by length or stop)."""
+    for line in http.get("/metrics").text.splitlines():
+        if line.startswith('nemo_llm_generations_total{finish_reason="cancelled",model="smollm2"}'):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -139,6 +147,7 @@ def test_client_disconnect_frees_the_slot(server: tuple[str, LlmSettings]) -> No
         },
     }
     with httpx.Client(base_url=url, timeout=30) as http:
+        before = _cancelled(http)
         with http.stream("POST", "/v1/chat/completions", headers=headers, json=body) as r:
             lines = r.iter_lines()
             assert next(lines).startswith("data: ")
@@ -152,3 +161,37 @@ def test_client_disconnect_frees_the_slot(server: tuple[str, LlmSettings]) -> No
                 break
             time.sleep(0.05)
         assert (loaded["active"], loaded["in_use"]) == (0, 0)
+        assert _cancelled(http) == before + 1  # ended early, not after its 400 tokens
+
+
+def test_a_client_gone_before_a_whole_answer_frees_the_slot(
+    server: tuple[str, LlmSettings],
+) -> None:
+    url, settings = server
+    admin = internal_headers(settings.common, ADMIN)
+    body = {
+        "model": "smollm2",
+        "max_tokens": 400,
+        "messages": [{"role": "user", "content": "Write a very long story."}],
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {"name": "s", "schema": {"type": "string", "minLength": 2000}},
+        },
+    }
+    with httpx.Client(base_url=url, timeout=30) as http:
+        before = _cancelled(http)
+        with pytest.raises(httpx.ReadTimeout):
+            http.post(
+                "/v1/chat/completions",
+                headers=internal_headers(settings.common, ALICE),
+                json=body,
+                timeout=httpx.Timeout(30, read=1.0),
+            )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            loaded = http.get("/v1/llm/status", headers=admin).json()["loaded"][0]
+            if loaded["active"] == 0 and loaded["in_use"] == 0:
+                break
+            time.sleep(0.05)
+        assert (loaded["active"], loaded["in_use"]) == (0, 0)
+        assert _cancelled(http) == before + 1  # ended early, not after its 400 tokens

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -13,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from nemo_server.common.app import service_router
 from nemo_server.common.auth import Principal, current_principal, require_admin
-from nemo_server.common.errors import BadRequest, NotFound
+from nemo_server.common.errors import BadRequest, NemoError, NotFound
 from nemo_server.llm import openai_format as fmt
 from nemo_server.llm.engines.base import GenerationChunk, RequestPriority
 from nemo_server.llm.schemas import (
@@ -105,6 +107,29 @@ def _sse_response(events: AsyncIterator[bytes]) -> StreamingResponse:
     )
 
 
+async def _collect(run: Run, request: Request) -> str:
+    """The whole answer; a client that hangs up meanwhile ends the generation (frees its slot)."""
+    task = asyncio.ensure_future(run.collect())
+    try:
+        while not task.done():
+            await asyncio.wait({task}, timeout=0.25)
+            if not task.done() and await request.is_disconnected():
+                task.cancel()
+                raise ClientGone("the client disconnected")
+        return task.result()
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+
+
+class ClientGone(NemoError):
+    """Nobody reads the answer any more (status 499, as nginx logs it)."""
+
+    status_code, type, code = 499, "invalid_request_error", "client_closed_request"
+
+
 async def _events(
     run: Run,
     first: list[dict[str, Any]],
@@ -133,6 +158,7 @@ async def _events(
 @router.post("/v1/chat/completions", response_model=None)
 async def chat_completions(
     body: ChatCompletionRequest,
+    request: Request,
     principal: Principal = Depends(current_principal),
     priority: RequestPriority = Depends(request_priority),
     service: LlmService = Depends(get_service),
@@ -145,7 +171,7 @@ async def chat_completions(
         await service.remember(principal, body.conversation_id, new, run.text)
 
     if not body.stream:
-        text = await run.collect()
+        text = await _collect(run, request)
         await remember()
         return fmt.chat_completion(
             id_,
@@ -185,6 +211,7 @@ def _usage_tail(
 @router.post("/v1/completions", response_model=None)
 async def completions(
     body: CompletionRequest,
+    request: Request,
     _: Principal = Depends(current_principal),
     priority: RequestPriority = Depends(request_priority),
     service: LlmService = Depends(get_service),
@@ -194,7 +221,7 @@ async def completions(
     id_ = fmt.new_id("cmpl")
     prefix = prompt if body.echo else ""
     if not body.stream:
-        text = await run.collect()
+        text = await _collect(run, request)
         return fmt.text_completion(
             id_,
             run.model,
