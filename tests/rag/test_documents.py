@@ -208,3 +208,25 @@ def test_empty_documents_are_422(client: TestClient, alice: dict) -> None:
 def test_requests_without_internal_token_are_refused(client: TestClient) -> None:
     assert client.post("/v1/rag/search", json={"query": "x"}).status_code == 401
     assert client.get("/v1/rag/documents").status_code == 401
+
+
+def test_raw_body_upload_and_form_metadata(client: TestClient, alice: dict) -> None:
+    r = client.post(
+        "/v1/rag/documents?title=Raw%20PDF&collection=scans&filename=raw.pdf",
+        content=make_pdf(["Raw uploads work as well."]),
+        headers={**alice, "content-type": "application/pdf"},
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["title"] == "Raw PDF" and r.json()["collection"] == "scans"
+    r = upload(
+        client,
+        alice,
+        "m.txt",
+        b"Form metadata travels.",
+        "text/plain",
+        metadata='{"project": "apollo", "n": [1, 2]}',
+        source="email",
+    )
+    assert r.status_code == 201 and r.json()["metadata"] == {"project": "apollo", "n": [1, 2]}
+    hit = search(client, alice, "form metadata travels", k=1)[0]
+    assert hit["metadata"] == {"project": "apollo", "n": [1, 2]} and hit["source"] == "email"
