@@ -15,6 +15,7 @@ from nemo_server.common.app import service_router
 from nemo_server.common.auth import Principal, current_principal
 from nemo_server.common.errors import NemoError, Unprocessable, error_body
 from nemo_server.rag.ingest import Parsed, parse_segments, parse_text, parse_upload
+from nemo_server.rag.presenters import citation
 from nemo_server.rag.schemas import (
     AnswerRequest,
     ChunkOut,
@@ -27,7 +28,7 @@ from nemo_server.rag.schemas import (
     SearchRequest,
     SearchResponse,
 )
-from nemo_server.rag.service import IngestOptions, RagService, citation
+from nemo_server.rag.service import IngestOptions, RagService
 
 router = service_router()
 Caller = Annotated[Principal, Depends(current_principal)]

@@ -5,8 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import threading
-from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,12 +21,14 @@ from nemo_server.common.errors import (
     Unprocessable,
 )
 from nemo_server.rag import answering
+from nemo_server.rag.cache import SearchCache
 from nemo_server.rag.chunking import ChunkDraft, chunk_document, chunk_transcript
 from nemo_server.rag.engines import Embedder
 from nemo_server.rag.ingest import Parsed
 from nemo_server.rag.llm_client import LlmClient
 from nemo_server.rag.memory import Filters, MemoryIndexes
-from nemo_server.rag.models import Chunk, Document
+from nemo_server.rag.models import Chunk
+from nemo_server.rag.presenters import citation, document_out
 from nemo_server.rag.schemas import DocumentOut, SearchHit, SearchRequest
 from nemo_server.rag.settings import RagSettings
 from nemo_server.rag.store import IndexRow, NewDocument, RagStore, date_ts, embed_text
@@ -52,70 +52,6 @@ class IngestOptions:
 class _Prepared:
     new: NewDocument
     drafts: list[ChunkDraft]
-
-
-class SearchCache:
-    """Recent search results keyed by user, index generation and request; dropped per user."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._items: OrderedDict[tuple[str, int, str], list[SearchHit]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple[str, int, str]) -> list[SearchHit] | None:
-        with self._lock:
-            hit = self._items.get(key)
-            if hit is not None:
-                self._items.move_to_end(key)
-            return hit
-
-    def put(self, key: tuple[str, int, str], value: list[SearchHit]) -> None:
-        if self.size <= 0:
-            return
-        with self._lock:
-            self._items[key] = value
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-
-    def drop_user(self, user_id: str) -> None:
-        with self._lock:
-            for key in [k for k in self._items if k[0] == user_id]:
-                del self._items[key]
-
-
-def citation(chunk: Chunk, doc: Document | DocumentOut) -> dict[str, Any]:
-    """Where a chunk comes from: title, heading, pages, or time range and speakers."""
-    c: dict[str, Any] = {
-        "document_id": doc.id,
-        "chunk_id": chunk.id,
-        "title": doc.title,
-        "heading": chunk.heading,
-        "page_start": chunk.page_start,
-        "page_end": chunk.page_end,
-        "start": chunk.start_s,
-        "end": chunk.end_s,
-        "speakers": json.loads(chunk.speakers) if chunk.speakers else None,
-    }
-    c = {k: v for k, v in c.items() if v is not None}
-    c["label"] = answering.citation_label(c)
-    return c
-
-
-def document_out(doc: Document, deduplicated: bool = False) -> DocumentOut:
-    return DocumentOut(
-        id=doc.id,
-        title=doc.title,
-        collection=doc.collection,
-        source=doc.source,
-        kind=doc.kind,
-        filename=doc.filename,
-        metadata=json.loads(doc.metadata_json),
-        date=doc.doc_date,
-        created_at=doc.created_at,
-        chunk_count=doc.chunk_count,
-        char_count=doc.char_count,
-        deduplicated=deduplicated,
-    )
 
 
 class RagService:
