@@ -104,3 +104,17 @@ def test_bad_requests_name_the_field(ml_settings, fake_client: TestClient, alice
     assert missing.status_code == 404 and missing.json()["error"]["param"] == "dataset_id"
     ml_settings.min_rows = 100
     assert post("/v1/ml/automl", target="y") == (422, "dataset_id")
+
+
+def test_restart_fails_jobs_left_unfinished(ml_settings, alice: dict) -> None:
+    from fastapi.testclient import TestClient
+
+    from nemo_server.ml.app import create_app
+    from tests.ml.conftest import FAKE
+
+    with TestClient(create_app(ml_settings, job_target=FAKE)) as client:
+        store = client.app.state.ml.jobs
+        job = store.create("u-alice", "automl", None, {"target": "y"})
+    with TestClient(create_app(ml_settings, job_target=FAKE)) as client:
+        body = client.get(f"/v1/ml/jobs/{job.id}", headers=alice).json()
+        assert body["status"] == "failed" and "interrupted" in body["error"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
@@ -43,7 +44,7 @@ class MLSettings(ServiceSettings):
     worker_nice: int = Field(
         default=5, ge=0, le=19, description="Niceness added to worker processes (API stays snappy)."
     )
-    symbolic_engine: str = Field(
+    symbolic_engine: Literal["nemo", "gplearn"] = Field(
         default="nemo", description="Default symbolic-regression engine: `nemo` or `gplearn`."
     )
     refutation_simulations: int = Field(

@@ -20,6 +20,15 @@ import numpy as np
 
 from nemo_server.ml.engines.symbolic import constants, library
 from nemo_server.ml.engines.symbolic.base import Candidate, ProgressFn
+from nemo_server.ml.engines.symbolic.kernels import (
+    best_pairs,
+    best_triples,
+    common_factor,
+    extend,
+    normalize,
+    nrmse_of,
+    refit,
+)
 
 
 @dataclass(frozen=True)
@@ -117,17 +126,6 @@ class Structure:
     nrmse: float = field(default=float("inf"))
 
 
-def _normalize(M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Centered unit-norm columns and a mask of the usable ones."""
-    with np.errstate(all="ignore"):
-        ok = np.all(np.isfinite(M), axis=0) & (np.max(np.abs(M), axis=0) < 1e15)
-        C = M - M.mean(axis=0)
-        norms = np.linalg.norm(C, axis=0)
-        ok &= norms > 1e-10 * (np.max(np.abs(M), axis=0) + 1e-300) * np.sqrt(len(M))
-        C = np.where(ok, C / np.where(norms > 0, norms, 1), 0.0)
-    return C, ok
-
-
 class NemoEngine:
     """The project's own search (see the module docstring)."""
 
@@ -176,7 +174,7 @@ class NemoEngine:
         specs, pool = library.build(X.shape[1], self.max_terms)
         cache: dict[library.Spec, np.ndarray] = {}
         raw = np.column_stack([library.values(s, Xs, cache) for s in specs])
-        A, ok = _normalize(raw)
+        A, ok = normalize(raw)
         # float32 halves the memory traffic of the scans; final fits are redone in float64.
         A = np.ascontiguousarray(A[:, ok], dtype=np.float32)
         specs = [s for s, keep in zip(specs, ok, strict=True) if keep]
@@ -189,7 +187,7 @@ class NemoEngine:
             plans.append((tr, ()))
             if tr.name == "log(y)" and np.all(X > 0):
                 plans.insert(1, (tr, logs))
-        factor = _common_factor(Xs, ys)
+        factor = common_factor(Xs, ys)
         if factor is not None:
             plans[2:2] = [(Transform("y", factor), ()), (Transform("1/y", factor), ())]
         exact = False
@@ -252,7 +250,7 @@ class NemoEngine:
         total = float(tc @ tc)
         B = None
         if base:
-            B, okb = _normalize(np.column_stack([library.values(b, Xs) for b in base]))
+            B, okb = normalize(np.column_stack([library.values(b, Xs) for b in base]))
             B = B[:, okb]
         out: list[Structure] = []
         if B is not None:
@@ -265,24 +263,24 @@ class NemoEngine:
             out.extend(Structure(tr, base, tuple(specs[i] for i in k), v) for k, v in best[:8])
             return best
 
-        beam = keep(_extend(B, (), tc, A, 30), self.beam)
+        beam = keep(extend(B, (), tc, A, 30), self.beam)
         if quick:
-            pairs = keep(_pairs(B, tc, A[:, :pool], 40), self.beam)
+            pairs = keep(best_pairs(B, tc, A[:, :pool], 40), self.beam)
             if pairs and pairs[0][1] > 1e-9 * total:
-                keep(_triples(B, tc, A[:, :pool], pairs, 40), self.beam)
+                keep(best_triples(B, tc, A[:, :pool], pairs, 40), self.beam)
             return out
         if self.depth >= 2 and time.monotonic() < deadline:
-            scored = _pairs(B, tc, A[:, :pool], 40)
+            scored = best_pairs(B, tc, A[:, :pool], 40)
             for idx, _ in beam:
-                for key, v in _extend(B, idx, tc, A, 8).items():
+                for key, v in extend(B, idx, tc, A, 8).items():
                     scored[key] = min(scored.get(key, np.inf), v)
             beam = keep(scored, self.beam)
         for level in range(2, self.depth):
             if time.monotonic() > deadline or not beam or beam[0][1] <= 1e-9 * total:
                 break  # out of time, or exact already (more terms would only overfit)
-            scored = _triples(B, tc, A[:, :pool], beam, 40) if level == 2 else {}
+            scored = best_triples(B, tc, A[:, :pool], beam, 40) if level == 2 else {}
             for idx, _ in beam:
-                for key, v in _extend(B, idx, tc, A, 8).items():
+                for key, v in extend(B, idx, tc, A, 8).items():
                     scored[key] = min(scored.get(key, np.inf), v)
             beam = keep(scored, self.beam)
         return out
@@ -299,7 +297,7 @@ class NemoEngine:
             return float("inf")
         w = s.transform.weights(y, X)
         coef = np.linalg.lstsq(D * w[:, None], t * w, rcond=None)[0]
-        return _nrmse(s.transform.inverse(D @ coef, sign, X), y)
+        return nrmse_of(s.transform.inverse(D @ coef, sign, X), y)
 
     @staticmethod
     def _diverse(found: list[Structure], per_size: int = 4, total: int = 24) -> list[Structure]:
@@ -343,7 +341,7 @@ class NemoEngine:
                 options = constants.candidates(float(value))
             for v, e in options:
                 trial = {**fixed, k: (v, e)}
-                coef_t, sse = _refit(D, t, trial)
+                coef_t, sse = refit(D, t, trial)
                 if sse <= sse0 * 1.03 + floor:
                     fixed, coef = trial, coef_t
                     break
@@ -364,138 +362,3 @@ class NemoEngine:
             return head * sympy.Mul(*factors)
         total = sympy.Add(*[c * e for c, e in parts])
         return s.transform.inverse_expr(total, int(sign), symbols)
-
-
-def _extend(
-    B: np.ndarray | None, idx: tuple[int, ...], tc: np.ndarray, A: np.ndarray, width: int
-) -> dict[tuple[int, ...], float]:
-    """The `width` best structures `idx + (j,)`, scored for every library column j at once."""
-    cols = [B] if B is not None else []
-    cols += [A[:, list(idx)]] if idx else []
-    if cols:
-        Q = np.linalg.qr(np.column_stack(cols))[0]
-        e = tc - Q @ (Q.T @ tc)
-        P = Q.T.astype(np.float32) @ A
-        denom = 1.0 - (P * P).sum(axis=0)
-    else:
-        e, denom = tc, np.ones(A.shape[1])
-    num = e.astype(np.float32) @ A
-    gain = np.where(denom > 1e-5, num**2 / np.maximum(denom, 1e-12), 0.0)
-    sse = float(e @ e) - gain
-    out: dict[tuple[int, ...], float] = {}
-    top = np.argpartition(sse, min(width, len(sse) - 1))[:width]
-    for j in top[np.argsort(sse[top])]:
-        key = tuple(sorted((*idx, int(j))))
-        if len(set(key)) == len(key):
-            out[key] = max(float(sse[j]), 0.0)
-    return out
-
-
-def _pairs(
-    B: np.ndarray | None, tc: np.ndarray, A: np.ndarray, top: int
-) -> dict[tuple[int, ...], float]:
-    """The `top` best pairs of columns of A, every pair scored in closed form."""
-    A = A.astype(np.float64)
-    if B is not None:
-        Q = np.linalg.qr(B)[0]
-        A = A - Q @ (Q.T @ A)
-        tc = tc - Q @ (Q.T @ tc)
-        norms = np.linalg.norm(A, axis=0)
-        A = np.where(norms > 1e-8, A / np.where(norms > 0, norms, 1), 0.0)
-    b = A.T @ tc
-    G = A.T @ A
-    with np.errstate(all="ignore"):
-        det = 1.0 - G**2
-        explained = (b[:, None] ** 2 + b[None, :] ** 2 - 2 * G * b[:, None] * b[None, :]) / det
-    explained[~np.isfinite(explained) | (det < 1e-8)] = -np.inf
-    explained[np.tril_indices(len(b))] = -np.inf
-    flat = np.argpartition(-explained.ravel(), min(top, explained.size - 1))[:top]
-    total = float(tc @ tc)
-    out: dict[tuple[int, ...], float] = {}
-    for f in flat:
-        i, j = divmod(int(f), len(b))
-        if np.isfinite(explained[i, j]):
-            out[(i, j)] = max(total - float(explained[i, j]), 0.0)
-    return out
-
-
-def _triples(
-    B: np.ndarray | None, tc: np.ndarray, A: np.ndarray, pairs: list[tuple[tuple, float]], top: int
-) -> dict[tuple[int, ...], float]:
-    """The `top` best triples among the pool columns most related to the target, each scored
-    exactly (sums of three similar terms escape a greedy search)."""
-    import itertools
-
-    A = A.astype(np.float64)
-    if B is not None:
-        Q = np.linalg.qr(B)[0]
-        A = A - Q @ (Q.T @ A)
-        tc = tc - Q @ (Q.T @ tc)
-        norms = np.linalg.norm(A, axis=0)
-        A = np.where(norms > 1e-8, A / np.where(norms > 0, norms, 1), 0.0)
-    b = A.T @ tc
-    chosen = [int(i) for i in np.argsort(-(b**2))[:45]]
-    for key, _ in pairs[:20]:
-        chosen += [i for i in key if i < A.shape[1]]
-    chosen = sorted(set(chosen))
-    if len(chosen) < 3:
-        return {}
-    combos = np.array(list(itertools.combinations(chosen, 3)))
-    G = A[:, chosen].T @ A[:, chosen]
-    pos = {c: k for k, c in enumerate(chosen)}
-    local = np.vectorize(pos.get)(combos)
-    Gs = G[local[:, :, None], local[:, None, :]] + 1e-10 * np.eye(3)
-    bs = b[combos]
-    try:
-        sol = np.linalg.solve(Gs, bs[:, :, None])[:, :, 0]
-    except np.linalg.LinAlgError:
-        return {}
-    explained = np.einsum("ij,ij->i", bs, sol)
-    explained[~np.isfinite(explained) | (np.linalg.det(Gs) < 1e-8)] = -np.inf
-    total = float(tc @ tc)
-    out: dict[tuple[int, ...], float] = {}
-    for f in np.argsort(-explained)[:top]:
-        if np.isfinite(explained[f]):
-            out[tuple(int(i) for i in combos[f])] = max(total - float(explained[f]), 0.0)
-    return out
-
-
-def _common_factor(X: np.ndarray, y: np.ndarray) -> library.Spec | None:
-    """The monomial factor a power-law fit of |y| finds with clearly integer exponents
-    (n*k*T in n*k*T*log(V2/V1)), or None."""
-    if not np.all(X > 0) or np.any(y == 0) or X.shape[1] < 2:
-        return None
-    design = np.column_stack([np.ones(len(y)), np.log(X)])
-    target = np.log(np.abs(y))
-    rows = np.arange(len(y))
-    for _ in range(4):  # trimmed refits: rows where y nears zero have huge log residuals
-        full = np.linalg.lstsq(design[rows], target[rows], rcond=None)[0]
-        resid = np.abs(design @ full - target)
-        rows = np.argsort(resid)[: int(0.7 * len(y))]
-    coef = full[1:]
-    powers = [
-        (i, Fraction(round(p)))
-        for i, p in enumerate(coef)
-        if round(p) != 0 and abs(p - round(p)) < 0.08
-    ]
-    if not powers or len(powers) == X.shape[1]:
-        return None
-    return ("mono", tuple(powers))
-
-
-def _refit(D: np.ndarray, t: np.ndarray, fixed: dict[int, tuple[float, Any]]) -> tuple:
-    free = [k for k in range(D.shape[1]) if k not in fixed]
-    rest = t - sum((D[:, k] * v for k, (v, _) in fixed.items()), np.zeros_like(t))
-    coef = np.zeros(D.shape[1])
-    for k, (v, _) in fixed.items():
-        coef[k] = v
-    if free:
-        coef[free] = np.linalg.lstsq(D[:, free], rest, rcond=None)[0]
-    return coef, float(np.sum((D @ coef - t) ** 2))
-
-
-def _nrmse(pred: np.ndarray, y: np.ndarray) -> float:
-    if not np.all(np.isfinite(pred)):
-        return float("inf")
-    scale = float(np.std(y)) or float(np.mean(np.abs(y))) or 1.0
-    return float(np.sqrt(np.mean((pred - y) ** 2)) / scale)
