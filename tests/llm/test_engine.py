@@ -139,3 +139,18 @@ async def test_background_work_leaves_a_slot_for_users(model: LlamaCppModel) -> 
         await second
     for stream in streams:
         await stream.aclose()
+
+
+async def test_more_requests_than_slots_queue_and_all_finish(model: LlamaCppModel) -> None:
+    fixed = 'root ::= "one two"'
+    runs = [_run(model, _request(model, grammar=fixed, max_tokens=20)) for _ in range(5)]
+    results = await asyncio.gather(*runs)
+    assert ["".join(c.text for c in chunks) for chunks in results] == ["one two"] * 5
+    assert model.stats() == {"active": 0, "queued": 0}
+
+
+async def test_multibyte_text_is_never_split(model: LlamaCppModel) -> None:
+    fixed = 'root ::= "café 😀 naïve"'
+    chunks = await _run(model, _request(model, grammar=fixed, max_tokens=40, stop=["ï"]))
+    assert "".join(c.text for c in chunks) == "café 😀 na"
+    assert all("\ufffd" not in c.text for c in chunks)
