@@ -68,7 +68,7 @@ def test_decoder_pool_replaces_dead_and_hung_workers(tmp_path):
         assert len(decode_file(source, pool)) == 32_000
         idle = pool._idle.queue[0]
         idle.process.kill()  # a worker dying between jobs costs nobody a request
-        idle.process.join()
+        idle.process.wait()
         assert len(decode_file(source, pool)) == 32_000
         fifo = tmp_path / "hangs.wav"
         os.mkfifo(fifo)  # opening a FIFO nobody writes to blocks the decoder for ever

@@ -7,9 +7,13 @@ address-space limit and a wall-clock timeout it only costs that worker, which is
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-import multiprocessing
+import os
 import queue
+import select
+import subprocess
+import sys
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -19,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from nemo_server.common.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
-from nemo_server.transcription.decode_worker import CORRUPT, NOT_AUDIO, OK, TOO_LONG, serve
+from nemo_server.transcription.decode_worker import CORRUPT, NOT_AUDIO, OK, TOO_LONG
 
 log = logging.getLogger("nemo.transcription.audio")
 
@@ -33,8 +37,7 @@ class DecodeLimits:
 
 @dataclass
 class _Worker:
-    process: Any
-    conn: Any
+    process: subprocess.Popen[bytes]
     jobs: int = 0
 
 
@@ -50,20 +53,22 @@ class DecoderPool:
         self.max_jobs = max_jobs
         self._idle: queue.LifoQueue[_Worker] = queue.LifoQueue()
         self._slots = threading.BoundedSemaphore(size)
-        self._context = multiprocessing.get_context("spawn")
         self._closed = False
 
     def _start(self) -> _Worker:
-        parent, child = self._context.Pipe()
-        process = self._context.Process(
-            target=serve,
-            args=(child, self.limits.memory_mb),
-            daemon=True,
-            name="nemo-audio-decoder",
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "nemo_server.transcription.decode_worker",
+                str(self.limits.memory_mb),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,  # FFmpeg's complaints about hostile files go nowhere
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
         )
-        process.start()
-        child.close()
-        return _Worker(process, parent)
+        return _Worker(process)
 
     def _take(self) -> _Worker:
         """An idle live worker, or a new one (one that died while idle is dropped)."""
@@ -72,30 +77,42 @@ class DecoderPool:
                 worker = self._idle.get_nowait()
             except queue.Empty:
                 return self._start()
-            if worker.process.is_alive():
+            if worker.process.poll() is None:
                 return worker
             self._kill(worker)
 
     @staticmethod
     def _kill(worker: _Worker) -> None:
-        if worker.process.is_alive():
+        if worker.process.poll() is None:
             worker.process.kill()
-        worker.process.join(timeout=5)
-        worker.conn.close()
+        worker.process.wait(timeout=5)
+        for stream in (worker.process.stdin, worker.process.stdout):
+            if stream is not None:
+                stream.close()
+
+    def _ask(self, worker: _Worker, job: dict[str, Any]) -> tuple[int, str]:
+        stdin, stdout = worker.process.stdin, worker.process.stdout
+        assert stdin is not None and stdout is not None
+        try:
+            stdin.write(json.dumps(job).encode() + b"\n")
+            stdin.flush()
+        except OSError:
+            return -2, "the audio could not be decoded (the decoder stopped)"
+        ready, _, _ = select.select([stdout], [], [], self.limits.timeout_s)
+        if not ready:
+            return -1, f"decoding the audio took longer than {self.limits.timeout_s:g} s"
+        line = stdout.readline()
+        if not line:
+            return -2, "the audio could not be decoded (the decoder stopped)"
+        answer = json.loads(line)
+        return int(answer["code"]), str(answer["message"])
 
     def decode(self, path: Path, out: Path) -> tuple[int, str]:
         """Decode `path` into `out`; the worker's (code, message), or a crash/timeout code."""
+        job = {"src": str(path), "dst": str(out), "max_seconds": self.limits.max_seconds}
         with self._slots:
             worker = self._take()
-            try:
-                worker.conn.send((str(path), str(out), self.limits.max_seconds))
-                if not worker.conn.poll(self.limits.timeout_s):
-                    self._kill(worker)
-                    return -1, f"decoding the audio took longer than {self.limits.timeout_s:g} s"
-                code, message = worker.conn.recv()
-            except (EOFError, OSError):
-                self._kill(worker)
-                return -2, "the audio could not be decoded (the decoder stopped)"
+            code, message = self._ask(worker, job)
             worker.jobs += 1
             if code == OK and worker.jobs < self.max_jobs and not self._closed:
                 self._idle.put(worker)

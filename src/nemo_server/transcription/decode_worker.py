@@ -1,15 +1,16 @@
 """Decoding of untrusted audio with PyAV, meant to run in a separate, limited process.
 
-`serve()` is the loop of a pooled worker process (see `audio.DecoderPool`): it receives
-`(src, dst, max_seconds)` jobs over a pipe and answers `(code, message)`. A hostile file can
+`serve()` is the loop of a pooled worker process (see `audio.DecoderPool`): it reads
+`{"src", "dst", "max_seconds"}` jobs as JSON lines on stdin and answers `{"code", "message"}`. A hostile file can
 only crash, exhaust or hang this process; the parent then kills and replaces it.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import resource
-from typing import Any
+import sys
 
 import numpy as np
 
@@ -69,25 +70,31 @@ def decode(src: str, dst: str, max_seconds: float) -> None:
         container.close()
 
 
-def serve(conn: Any, memory_mb: int) -> None:
-    """Worker loop: decode jobs from `conn` until it closes or sends None."""
+def serve(memory_mb: int) -> None:
+    """Worker loop over stdin/stdout: one JSON job per line in, one JSON answer per line out.
+
+    Run as `python -m nemo_server.transcription.decode_worker MEMORY_MB` (a plain subprocess,
+    so it never depends on how the parent process was started).
+    """
     resource.setrlimit(resource.RLIMIT_AS, (memory_mb << 20, memory_mb << 20))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     os.nice(5)
     import av  # noqa: F401  (imported once, before the first job: that is the point of a pool)
 
-    while True:
+    for line in sys.stdin:
+        job = json.loads(line)
         try:
-            job = conn.recv()
-        except EOFError:
-            return
-        if job is None:
-            return
-        try:
-            decode(*job)
-            conn.send((OK, ""))
+            decode(job["src"], job["dst"], float(job["max_seconds"]))
+            answer = (OK, "")
         except DecodeFailure as exc:
-            conn.send((exc.code, exc.message))
+            answer = (exc.code, exc.message)
         except Exception as exc:  # MemoryError and friends: report, then let the parent recycle
-            conn.send((FAILED, f"{type(exc).__name__}: {exc}"[:500]))
+            answer = (FAILED, f"{type(exc).__name__}: {exc}"[:500])
+        sys.stdout.write(json.dumps({"code": answer[0], "message": answer[1]}) + "\n")
+        sys.stdout.flush()
+        if answer[0] == FAILED:
             return
+
+
+if __name__ == "__main__":
+    serve(int(sys.argv[1]))

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from nemo_server.common.auth import Principal
-from nemo_server.common.errors import Conflict, NemoError, NotFound
+from nemo_server.common.errors import Conflict, NemoError, NotFound, ServiceUnavailable
 from nemo_server.common.gpu import Lease, Priority, run_preemptible
 from nemo_server.transcription.engines.base import SAMPLE_RATE
 from nemo_server.transcription.labels import assign_speakers
@@ -134,11 +134,23 @@ class JobRunner:
             self.audio_path(job_id).unlink()
 
     async def _run(self, job_id: str) -> None:
-        async with self._slots:
+        backoff = 1.0
+        while True:
             try:
-                await self._execute(job_id)
+                async with self._slots:
+                    await self._execute(job_id)
+                return
             except asyncio.CancelledError:
                 raise
+            except ServiceUnavailable as exc:
+                # The coordinator is down or the GPU stays busy: a durable job waits, it does
+                # not fail. Its checkpoint is in the database; retry with backoff.
+                log.warning("job %s waits for the GPU coordinator: %s", job_id, exc.message)
+                await asyncio.to_thread(
+                    self.store.set_job, job_id, status="waiting_gpu", error=exc.message
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(60.0, backoff * 2)
             except Exception as exc:
                 message = (
                     exc.message if isinstance(exc, NemoError) else f"{type(exc).__name__}: {exc}"
@@ -146,6 +158,7 @@ class JobRunner:
                 log.exception("job %s failed", job_id)
                 await asyncio.to_thread(self.store.set_job, job_id, status="failed", error=message)
                 self._discard_audio(job_id)
+                return
 
     async def _execute(self, job_id: str) -> None:
         job = await asyncio.to_thread(self.store.get_job, job_id)
@@ -162,7 +175,7 @@ class JobRunner:
             if current is None or current.status == "cancelled":
                 return False
             if current.status != "running":
-                await asyncio.to_thread(self.store.set_job, job_id, status="running")
+                await asyncio.to_thread(self.store.set_job, job_id, status="running", error=None)
             start = round(current.processed_s * SAMPLE_RATE)
             if start >= len(audio):
                 await self._finish(current, audio, req)
