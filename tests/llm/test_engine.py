@@ -154,3 +154,28 @@ async def test_multibyte_text_is_never_split(model: LlamaCppModel) -> None:
     chunks = await _run(model, _request(model, grammar=fixed, max_tokens=40, stop=["ï"]))
     assert "".join(c.text for c in chunks) == "café 😀 na"
     assert all("\ufffd" not in c.text for c in chunks)
+
+
+async def test_waiting_users_go_before_waiting_background_work(model: LlamaCppModel) -> None:
+    busy = [model.generate(_request(model, grammar=LONG, max_tokens=300)) for _ in range(2)]
+    for stream in busy:
+        await stream.__anext__()  # both slots taken by users
+    background = model.generate(
+        _request(model, grammar=LONG, max_tokens=300, priority=RequestPriority.BACKGROUND)
+    )
+    bg_first = asyncio.ensure_future(background.__anext__())
+    user = model.generate(_request(model, grammar=LONG, max_tokens=300))
+    user_first = asyncio.ensure_future(user.__anext__())
+    for _ in range(100):
+        if model.stats()["queued"] == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert model.stats() == {"active": 2, "queued": 2}
+    await busy[0].aclose()  # one slot frees: the user who came later gets it
+    await user_first
+    assert not bg_first.done() and model.stats() == {"active": 2, "queued": 1}
+    bg_first.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await bg_first
+    for stream in (busy[1], user, background):
+        await stream.aclose()
