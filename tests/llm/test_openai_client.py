@@ -1,13 +1,11 @@
-"""The official `openai` package against the service (uvicorn in a thread, real SmolLM2).
-
-The gateway in front is not in this test: the client carries an internal token directly.
+"""The official `openai` package against the gateway in front of the service (both under
+uvicorn in threads, real SmolLM2), authenticated with an API key as any OpenAI client would be.
 """
 
 from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,10 +13,11 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-import uvicorn
 
 from nemo_server.common.settings import CommonSettings
-from nemo_server.common.testing import ADMIN, ALICE, internal_headers
+from nemo_server.common.testing import ADMIN, ALICE, ServerThread, internal_headers
+from nemo_server.gateway.app import create_app as create_gateway
+from nemo_server.gateway.settings import GatewaySettings
 from nemo_server.llm.app import create_app
 from nemo_server.llm.settings import LlmSettings
 
@@ -41,32 +40,41 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, LlmSettings]]:
+    """The LLM service, directly (for admin status checks)."""
     root: Path = tmp_path_factory.mktemp("llm-openai")
-    common = CommonSettings(data_dir=root / "data", secrets_dir=root / "no-secrets")
+    (root / "secrets").mkdir()
+    (root / "secrets" / "admin_password").write_text("admin-password-123")
+    common = CommonSettings(data_dir=root / "data", secrets_dir=root / "secrets")
     settings = LlmSettings(common=common, parallel_slots=2, context_per_slot=512, threads=1)
-    port = _free_port()
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert srv.started, "the service did not start"
-    yield f"http://127.0.0.1:{port}", settings
-    srv.should_exit = True
-    thread.join(timeout=30)
+    with ServerThread(create_app(settings)) as llm:
+        yield llm.url, settings
+
+
+@pytest.fixture(scope="module")
+def gateway(server: tuple[str, LlmSettings]) -> Iterator[tuple[str, str]]:
+    """The gateway routing to that service, and an API key of a plain user."""
+    url, settings = server
+    common = settings.common.model_copy(update={"service_urls": {"llm": url}})
+    with ServerThread(create_gateway(GatewaySettings(common=common))) as gw:
+        http = httpx.Client(base_url=gw.url, timeout=30)
+        admin = http.post(
+            "/v1/auth/token", data={"username": "admin", "password": "admin-password-123"}
+        )
+        auth = {"Authorization": f"Bearer {admin.json()['access_token']}"}
+        user = {"username": "alice", "password": "alice-password"}
+        assert http.post("/v1/admin/users", json=user, headers=auth).status_code == 201
+        token = http.post("/v1/auth/token", data=user).json()["access_token"]
+        key = http.post(
+            "/v1/api-keys", json={"name": "openai"}, headers={"Authorization": f"Bearer {token}"}
+        ).json()["key"]
+        http.close()
+        yield gw.url, key
 
 
 @pytest.fixture
-def client(server: tuple[str, LlmSettings]) -> openai.OpenAI:
-    url, settings = server
-    return openai.OpenAI(
-        base_url=f"{url}/v1",
-        api_key="unused",  # replaced by the internal token the gateway would send
-        default_headers=internal_headers(settings.common, ALICE),
-        max_retries=0,
-    )
+def client(gateway: tuple[str, str]) -> openai.OpenAI:
+    url, key = gateway
+    return openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0)
 
 
 def test_models(client: openai.OpenAI) -> None:
@@ -132,9 +140,12 @@ def test_errors_come_back_as_openai_errors(client: openai.OpenAI) -> None:
     assert too_long.value.body["context_length"] == 512  # type: ignore[index]
 
 
-def test_client_disconnect_frees_the_slot(server: tuple[str, LlmSettings]) -> None:
+def test_client_disconnect_frees_the_slot(
+    server: tuple[str, LlmSettings], gateway: tuple[str, str]
+) -> None:
+    """A client that hangs up on the gateway mid-stream frees its slot in the service."""
     url, settings = server
-    headers = internal_headers(settings.common, ALICE)
+    gateway_url, key = gateway
     admin = internal_headers(settings.common, ADMIN)
     body = {
         "model": "smollm2",
@@ -146,9 +157,14 @@ def test_client_disconnect_frees_the_slot(server: tuple[str, LlmSettings]) -> No
             "json_schema": {"name": "s", "schema": {"type": "string", "minLength": 2000}},
         },
     }
-    with httpx.Client(base_url=url, timeout=30) as http:
+    with httpx.Client(base_url=url, timeout=30) as http, httpx.Client(timeout=30) as client:
         before = _cancelled(http)
-        with http.stream("POST", "/v1/chat/completions", headers=headers, json=body) as r:
+        with client.stream(
+            "POST",
+            f"{gateway_url}/v1/chat/completions",
+            headers={"Authorization": f"Bearer {key}"},
+            json=body,
+        ) as r:
             lines = r.iter_lines()
             assert next(lines).startswith("data: ")
             status = http.get("/v1/llm/status", headers=admin).json()
