@@ -142,6 +142,13 @@ def test_two_voices_are_told_apart(client, headers, dialogue):
     assert set(speakers) == {"SPEAKER_00", "SPEAKER_01"}
 
 
+def test_one_voice_is_one_speaker(client, headers, sentence):
+    body = transcribe(
+        client, headers, wav_bytes(sentence), response_format="verbose_json", diarize="true"
+    ).json()
+    assert body["speakers"] == ["SPEAKER_00"]
+
+
 def _word_accuracy(words: list[dict], dialogue: Conversation) -> float:
     """Share of words whose speaker matches the reference (best label mapping)."""
     pairs = []
