@@ -18,7 +18,7 @@ import numpy as np
 
 from nemo_server.rag import fusion
 from nemo_server.rag.bm25 import Bm25Index
-from nemo_server.rag.engines.faiss_index import DenseIndex
+from nemo_server.rag.engines.faiss_index import DenseIndex, single_thread_blas
 from nemo_server.rag.settings import RagSettings
 from nemo_server.rag.store import IndexRow, RagStore
 
@@ -147,7 +147,7 @@ class UserMemory:
     ) -> list[Hit]:
         """Best `k` hits by `mode` (`hybrid`, `dense` or `lexical`)."""
         s = self.settings
-        with self.lock:
+        with self.lock, single_thread_blas():
             if not self.chunk_ids or self.live == 0:
                 return []
             mask = self.mask(filters)
