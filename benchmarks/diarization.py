@@ -107,6 +107,23 @@ def main() -> None:
             single = [(a, b, "one") for a, b, _ in talk.reference]
             systems["one_speaker"].append(diarization_error(talk.reference, single))
 
+        # Monologues: the estimated speaker count should be one.
+        from nemo_server.transcription.testing import FEMALE, MALE, Turn, conversation
+
+        monologues = [
+            conversation([Turn("A", t, voice, 0.5) for t in TOPICS[:5]]) for voice in (MALE, FEMALE)
+        ]
+        single = 0
+        for talk in monologues:
+            response = client.post(
+                "/v1/audio/transcriptions",
+                headers=headers,
+                files={"file": ("mono.wav", wav_bytes(talk.audio), "audio/wav")},
+                data={"diarize": "true", "response_format": "verbose_json"},
+            )
+            response.raise_for_status()
+            single += response.json().get("speakers") == ["SPEAKER_00"]
+
     def pooled(scores: list) -> dict:
         total = sum(s.reference_s for s in scores)
         return {
@@ -130,6 +147,7 @@ def main() -> None:
                 "service_overlap_only": pooled([systems["service"][i] for i in overlap_talks])
                 if overlap_talks
                 else None,
+                "monologues_estimated_as_one_speaker": f"{single}/{len(monologues)}",
                 "service_rtf_incl_asr": round(timings["service"] / audio_s, 4),
                 "raw_engine_rtf": round(timings["raw_engine"] / audio_s, 4),
             }
