@@ -134,3 +134,24 @@ def test_coordinator_mode_without_a_coordinator_is_a_503(make_client, settings, 
     with make_client(settings=configured, lease_client=None) as client:
         response = post(client, headers, tone_wav([0.2]))
         assert response.status_code == 503, response.text
+
+
+def test_live_stream_reports_an_unreachable_coordinator(make_client, settings, headers):
+    common = settings.common.model_copy(
+        update={"service_urls": {"coordinator": "http://127.0.0.1:9"}}
+    )
+    configured = settings.model_copy(update={"common": common, "gpu_leases": "coordinator"})
+    with make_client(settings=configured, lease_client=None) as client:
+        with client.websocket_connect("/v1/audio/stream", headers=headers) as ws:
+            assert ws.receive_json()["type"] == "ready"
+            event = ws.receive_json()
+            assert event["type"] == "error" and "coordinator" in event["message"]
+
+
+def test_live_stream_needs_a_token(client):
+    from starlette.websockets import WebSocketDisconnect
+
+    with pytest.raises(WebSocketDisconnect) as closed:
+        with client.websocket_connect("/v1/audio/stream") as ws:
+            ws.receive_json()
+    assert closed.value.code == 4401

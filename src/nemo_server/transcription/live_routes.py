@@ -67,20 +67,20 @@ async def audio_stream(
             service.decoder, service.settings.max_body_bytes, f".{format}"
         )
     await websocket.send_json({"type": "ready", "sample_rate": 16_000, "model": name})
-    async with service.leases.lease(
-        f"transcription:live:{principal.user_id}",
-        priority=Priority.INTERACTIVE,
-        vram_mb=service.settings.gpu_vram_mb,
-        wait_timeout_s=60,
-    ):
-        try:
+    try:
+        async with service.leases.lease(
+            f"transcription:live:{principal.user_id}",
+            priority=Priority.INTERACTIVE,
+            vram_mb=service.settings.gpu_vram_mb,
+            wait_timeout_s=60,
+        ):
             await _pump(websocket, session, container)
-        except WebSocketDisconnect:
-            return
-        except NemoError as exc:
-            await websocket.send_json({"type": "error", "message": exc.message})
-            await websocket.close(code=4000 + min(exc.status_code, 999))
-            return
+    except WebSocketDisconnect:
+        return
+    except NemoError as exc:  # GPU busy, coordinator down, stream too large, bad container...
+        await websocket.send_json({"type": "error", "message": exc.message, "param": exc.param})
+        await websocket.close(code=4000 + min(exc.status_code, 999))
+        return
     record = await asyncio.to_thread(
         service.store.save_transcript,
         principal.user_id,
