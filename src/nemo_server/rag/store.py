@@ -66,6 +66,16 @@ class RagStore:
             )
             return int(value or 0)
 
+    def _ensure_generation_row(self, user_id: str) -> None:
+        """Create the user's generation row on its own, so two first writes cannot collide."""
+        if self.generation(user_id):
+            return
+        try:
+            with self.db.session() as s:
+                s.add(UserGeneration(user_id=user_id, generation=1))
+        except IntegrityError:
+            pass  # another writer created it first
+
     def _bump(self, s: Session, user_id: str) -> int:
         """Advance the user's generation inside the write's transaction; the new value."""
         done = s.execute(
@@ -129,6 +139,7 @@ class RagStore:
             )
             for i, d in enumerate(drafts)
         ]
+        self._ensure_generation_row(new.user_id)
         try:
             with self.db.session() as s:
                 s.add(doc)
