@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import asdict
-from pathlib import Path
 
 import numpy as np
 
@@ -22,6 +21,7 @@ from nemo_server.transcription.engines.base import SAMPLE_RATE
 from nemo_server.transcription.labels import assign_speakers
 from nemo_server.transcription.models import Job
 from nemo_server.transcription.service import Request, TranscriptionService
+from nemo_server.transcription.vault import AudioVault
 
 log = logging.getLogger("nemo.transcription.jobs")
 
@@ -53,14 +53,12 @@ class JobRunner:
         self.store = service.store
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._slots = asyncio.Semaphore(self.settings.job_workers)
-
-    def audio_path(self, job_id: str) -> Path:
-        return self.settings.audio_dir() / f"{job_id}.f32"
+        self.vault = AudioVault.for_settings(self.settings)
 
     async def start(self) -> None:
         """Resume every job that was queued or running when the service last stopped."""
         for job in await asyncio.to_thread(self.store.active_jobs):
-            if self.audio_path(job.id).exists():
+            if self.vault.exists(job.id):
                 await asyncio.to_thread(self.store.set_job, job.id, status="queued")
                 self._spawn(job.id)
             else:
@@ -105,9 +103,7 @@ class JobRunner:
             len(audio) / SAMPLE_RATE,
             asdict(req),
         )
-        path = self.audio_path(job.id)
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        await asyncio.to_thread(audio.astype(np.float32).tofile, path)
+        await asyncio.to_thread(self.vault.save, job.id, audio)
         self._spawn(job.id)
         return job
 
@@ -130,8 +126,7 @@ class JobRunner:
         task.add_done_callback(lambda _: self._tasks.pop(job_id, None))
 
     def _discard_audio(self, job_id: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.audio_path(job_id).unlink()
+        self.vault.delete(job_id)
 
     async def _run(self, job_id: str) -> None:
         backoff = 1.0
@@ -164,7 +159,7 @@ class JobRunner:
         job = await asyncio.to_thread(self.store.get_job, job_id)
         if job is None or job.status in FINISHED:
             return
-        audio = np.fromfile(self.audio_path(job_id), dtype=np.float32)
+        audio = await asyncio.to_thread(self.vault.load, job_id)
         req = Request(**job.options)
         engine = await self.service.engine(req.model or self.settings.default_model)
         options = self.service.options(engine, req, beam_size=self.settings.beam_size)
