@@ -72,7 +72,8 @@ TRANSCRIPT = {
 
 @pytest.fixture
 def settings(common_settings: CommonSettings) -> EmotionSettings:
-    return EmotionSettings(common=common_settings)
+    # `vader` mode, so the fake VADER below is what answers sentiment (the default is `model`).
+    return EmotionSettings(common=common_settings, sentiment_engine="vader")
 
 
 @pytest.fixture

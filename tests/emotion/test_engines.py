@@ -67,7 +67,10 @@ def test_transformers_engine_rejects_non_emotion_labels(tmp_path) -> None:
 
 def test_the_service_runs_on_the_transformers_engine(tiny_model, common_settings) -> None:
     settings = EmotionSettings(
-        common=common_settings, text_engine="transformers", model_path=tiny_model
+        common=common_settings,
+        text_engine="transformers",
+        model_path=tiny_model,
+        sentiment_engine="vader",  # the tiny model is untrained: its valence means nothing
     )
     app = create_app(settings, transcriber=FakeTranscriber({"segments": []}))
     with TestClient(app) as client:

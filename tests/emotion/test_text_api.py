@@ -129,3 +129,16 @@ def test_overlong_ids_are_rejected_before_storage(make_client, settings) -> None
         headers=internal_headers(settings.common),
     )
     assert response.status_code == 422 and response.json()["error"]["param"] == "ids.0"
+
+
+def test_blend_sentiment_averages_vader_and_the_model(make_client, settings) -> None:
+    client = make_client(settings=settings.model_copy(update={"sentiment_engine": "blend"}))
+    headers = internal_headers(settings.common)
+    results = client.post(
+        "/v1/emotion/text", json={"inputs": ["happy", "so sad", "a chair"]}, headers=headers
+    ).json()["results"]
+    assert [r["sentiment"]["label"] for r in results] == ["positive", "negative", "neutral"]
+    # fake VADER says 0.8, the fake model's valence is 0.7 - 4 * 0.05 = 0.5
+    assert abs(results[0]["sentiment"]["score"] - 0.65) < 1e-3
+    info = client.get("/v1/emotion/model", headers=headers).json()
+    assert info["sentiment_engine"] == "blend(fake-sentiment+model)"

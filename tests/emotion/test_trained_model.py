@@ -80,6 +80,6 @@ def test_create_app_with_no_arguments_serves_the_trained_model(data_dir) -> None
     assert results[0]["label"] == "joy" and results[0]["sentiment"]["label"] == "positive"
     assert results[1]["label"] in ("anger", "disgust")
     assert results[1]["sentiment"]["label"] == "negative"
-    assert info["text_engine"] == "minilm-lora" and info["sentiment_engine"] == "vader"
+    assert info["text_engine"] == "minilm-lora" and info["sentiment_engine"] == "model"
     metrics = info["card"]["metrics"]
     assert metrics["dev_with_offsets"]["macro_f1"] > 0.5

@@ -20,8 +20,9 @@ from nemo_server.emotion.store import EmotionStore, NewResult
 from nemo_server.emotion.transcriber import Transcriber
 
 NEGATIVE = ("anger", "disgust", "fear", "sadness")
-VADER_THRESHOLD = 0.05  # VADER's own cut-off for its compound score
-MODEL_THRESHOLD = 0.25
+# Where "neutral" ends on each polarity scale: VADER's own cut-off for its compound score; the
+# model's and the blend's chosen on GoEmotions dev (benchmarks/emotion.py prints all three).
+THRESHOLDS = {"vader": 0.05, "model": 0.25, "blend": 0.15}
 TEXT_VALENCE_WEIGHT = 0.75
 
 
@@ -47,6 +48,21 @@ def text_valence(scores: dict[str, float]) -> float:
     return float(scores.get("joy", 0.0) - sum(scores.get(k, 0.0) for k in NEGATIVE))
 
 
+def sentiment_of(mode: str, scores: dict[str, float], vader: float | None) -> tuple[str, float]:
+    """(label, score) of one text: VADER's polarity, the model's valence, or their mean."""
+    if mode == "model" or vader is None:
+        mode, polarity = "model", text_valence(scores)
+    elif mode == "blend":
+        polarity = 0.5 * vader + 0.5 * text_valence(scores)
+    else:
+        polarity = vader
+    threshold = THRESHOLDS[mode]
+    label = (
+        "positive" if polarity >= threshold else "negative" if polarity <= -threshold else "neutral"
+    )
+    return label, round(float(polarity), 4)
+
+
 class EmotionService:
     """Analyses texts and speech for one principal and keeps the results per user."""
 
@@ -70,7 +86,11 @@ class EmotionService:
 
     @property
     def sentiment_name(self) -> str:
-        return self.sentiment_engine.name if self.sentiment_engine else "model"
+        if self.sentiment_engine is None or self.settings.sentiment_engine == "model":
+            return "model"
+        if self.settings.sentiment_engine == "blend":
+            return f"blend({self.sentiment_engine.name}+model)"
+        return self.sentiment_engine.name
 
     # -- text ---------------------------------------------------------------------------
 
@@ -102,24 +122,19 @@ class EmotionService:
     def analyze(self, texts: Sequence[str]) -> list[TextEmotion]:
         """Emotion and sentiment of each text (CPU-bound: call from a worker thread)."""
         scores = self.text_engine.classify(list(texts)) if texts else []
-        if self.sentiment_engine is not None:
-            polarity = self.sentiment_engine.polarity(list(texts))
-            threshold = VADER_THRESHOLD
-        else:
-            polarity = [text_valence(s) for s in scores]
-            threshold = MODEL_THRESHOLD
+        polarity: list[float | None] = [None] * len(scores)
+        if self.sentiment_engine is not None and self.settings.sentiment_engine != "model":
+            polarity = list(self.sentiment_engine.polarity(list(texts)))
         out = []
         for s, p in zip(scores, polarity, strict=True):
             rounded = {label: round(float(s.get(label, 0.0)), 4) for label in LABELS}
-            sentiment = (
-                "positive" if p >= threshold else "negative" if p <= -threshold else "neutral"
-            )
+            label, score = sentiment_of(self.settings.sentiment_engine, rounded, p)
             out.append(
                 TextEmotion(
                     label=max(rounded, key=lambda k: rounded[k]),
                     scores=rounded,
-                    sentiment_label=sentiment,
-                    sentiment_score=round(float(p), 4),
+                    sentiment_label=label,
+                    sentiment_score=score,
                 )
             )
         return out

@@ -32,10 +32,10 @@ class EmotionSettings(ServiceSettings):
         description="`minilm-lora` engine: an adapter file to use instead of the shipped one "
         "(written by `python -m nemo_server.emotion.training.train --out ...`).",
     )
-    sentiment_engine: Literal["vader", "model"] = Field(
-        default="vader",
-        description="Sentiment: `vader` (lexicon and rules) or `model` (joy minus the negative "
-        "emotions of the text engine's scores).",
+    sentiment_engine: Literal["vader", "model", "blend"] = Field(
+        default="model",
+        description="Sentiment: `model` (joy minus the negative emotions of the text engine's "
+        "scores; best on GoEmotions dev), `vader` (lexicon and rules) or `blend` (their mean).",
     )
     max_batch: int = Field(
         default=64, ge=1, le=4096, description="Most texts one `POST /v1/emotion/text` may carry."

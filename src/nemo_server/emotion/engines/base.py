@@ -78,8 +78,8 @@ def build_text_engine(settings: EmotionSettings) -> TextEmotionEngine:
 
 
 def build_sentiment_engine(settings: EmotionSettings) -> SentimentEngine | None:
-    """VADER, or None when sentiment comes from the emotion scores (`model`)."""
-    if settings.sentiment_engine == "vader":
+    """VADER (for `vader` and `blend`), or None when sentiment comes from the emotion scores."""
+    if settings.sentiment_engine in ("vader", "blend"):
         from nemo_server.emotion.engines.vader import VaderSentiment
 
         return VaderSentiment()
