@@ -22,8 +22,8 @@ CONFIG = StateConfig(budget_mb=1000, grace_s=2.0, max_ttl_s=5.0)
 
 @pytest.fixture
 async def replicas(redis_url: str) -> AsyncIterator[tuple[RedisLeaseBackend, RedisLeaseBackend]]:
-    a = RedisLeaseBackend(redis_url, CONFIG, key="test:gpu", poll_s=0.02)
-    b = RedisLeaseBackend(redis_url, CONFIG, key="test:gpu", poll_s=0.02)
+    a = RedisLeaseBackend(redis_url, CONFIG, key="test:gpu", poll_s=0.25)
+    b = RedisLeaseBackend(redis_url, CONFIG, key="test:gpu", poll_s=0.25)
     yield a, b
     await a.aclose()
     await b.aclose()

@@ -148,9 +148,13 @@ class Lease:
             try:
                 view = await self._transport.heartbeat(self.id, self.token, wait_s)
             except (LeaseLost, UnknownLease) as exc:
-                self._lose(exc if isinstance(exc, LeaseLost) else LeaseLost(exc.message))
+                # (a cancellation swallowed by a library must not turn a release into a loss)
+                if not self._released:
+                    self._lose(exc if isinstance(exc, LeaseLost) else LeaseLost(exc.message))
                 return
             except NemoError as exc:
+                if self._released:
+                    return
                 if time.monotonic() >= self._valid_until:
                     self._lose(LeaseLost(f"lease {self.id}: coordinator unreachable: {exc}"))
                     return
@@ -168,7 +172,7 @@ class Lease:
         self._released = True
         if self._task is not None:
             self._task.cancel()
-            await asyncio.wait({self._task}, timeout=2.0)
+            await asyncio.wait({self._task}, timeout=0.5)
         try:
             # even a lost lease is released: a revoked holder saying it stopped frees its VRAM
             await self._transport.release(self.id, self.token)

@@ -581,12 +581,9 @@ class MemoryLeaseBackend:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.add(fut)
         try:
-            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
-            # that arrives as the future resolves.
-            async with asyncio.timeout(max(0.0, wait_s)):
-                await fut
-        except TimeoutError:
-            pass
+            # asyncio.wait, not wait_for or timeout(): on 3.11 those can swallow a cancellation
+            # that races with the wake-up or the timer, leaving a cancelled task running.
+            await asyncio.wait({fut}, timeout=max(0.0, wait_s))
         finally:
             self._waiters.discard(fut)
 

@@ -69,7 +69,9 @@ class CoordinatorSettings(ServiceSettings):
         default="nemo:gpu:state", description="Redis key of the shared lease state (a hash)."
     )
     redis_poll_s: float = Field(
-        default=0.05, gt=0, description="How often a long-poll re-reads state on Redis."
+        default=0.25,
+        gt=0,
+        description="How often a long poll re-reads state on Redis besides pub/sub wake-ups.",
     )
     state_dir: Path | None = Field(
         default=None,

@@ -6,6 +6,9 @@ only if nobody committed since the read (else it retries). Every replica's opera
 serialised through Redis: two coordinators on one Redis behave as one. Times come from Redis's
 `TIME`, so replicas with different clocks agree on expiry.
 
+Long polls wake on any replica's commit through Redis pub/sub, and re-read every `poll_s`
+anyway (pub/sub messages can be lost across a reconnect).
+
 Lost state (Redis restarted without persistence): a replica that had seen state before
 re-creates it with grants blocked for `max_ttl_s` + 2 s, since holders granted before may still work.
 """
@@ -13,6 +16,7 @@ re-creates it with grants blocked for `max_ttl_s` + 2 s, since holders granted b
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import uuid
@@ -27,11 +31,13 @@ from nemo_server.common.gpu_state import EventSink, LeaseState, StateConfig, wit
 
 log = logging.getLogger("nemo.coordinator.redis")
 
-# KEYS[1]: the state hash; ARGV: expected version ('' = absent), new version, new state JSON.
+# KEYS[1]: the state hash, KEYS[2]: the change channel;
+# ARGV: expected version ('' = absent), new version, new state JSON.
 CAS_SCRIPT = """
 local cur = redis.call('HGET', KEYS[1], 'ver')
 if (cur or '') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'ver', ARGV[2], 'blob', ARGV[3])
+redis.call('PUBLISH', KEYS[2], ARGV[2])
 return 1
 """
 
@@ -47,7 +53,7 @@ class RedisLeaseBackend:
         config: StateConfig,
         *,
         key: str = "nemo:gpu:state",
-        poll_s: float = 0.05,
+        poll_s: float = 0.25,
         on_event: EventSink | None = None,
         quarantine_s: float | None = None,
     ) -> None:
@@ -62,7 +68,9 @@ class RedisLeaseBackend:
         )
         self._cas = self.redis.register_script(CAS_SCRIPT)
         self._seen_state = False
-        self._local_change = asyncio.Event()
+        self.channel = f"{key}:changed"
+        self._change: asyncio.Future[None] | None = None
+        self._listener: asyncio.Task[None] | None = None
 
     @property
     def budget_mb(self) -> int:
@@ -98,14 +106,13 @@ class RedisLeaseBackend:
                 new_blob = json.dumps(state.to_dict(), sort_keys=True, separators=(",", ":"))
                 if new_blob != blob:
                     committed = await self._cas(
-                        keys=[self.key], args=[ver, uuid.uuid4().hex, new_blob]
+                        keys=[self.key, self.channel], args=[ver, uuid.uuid4().hex, new_blob]
                     )
                     if not committed:
                         await asyncio.sleep(0.001 * min(attempt, 20))
                         continue
                     self._emit(state.events)
-                    self._local_change.set()
-                    self._local_change = asyncio.Event()
+                    self._wake()
             except RedisError as exc:
                 raise ServiceUnavailable(f"GPU lease store (Redis) unavailable: {exc}") from None
             if error is not None:
@@ -149,14 +156,36 @@ class RedisLeaseBackend:
     async def status(self) -> dict[str, Any]:
         return await self._apply(lambda s, now: s.status(now))
 
+    def _wake(self) -> None:
+        fut, self._change = self._change, None
+        if fut is not None and not fut.done():
+            fut.set_result(None)
+
+    async def _listen(self) -> None:
+        """Wake long polls when any replica commits (Redis pub/sub); polling stays the backstop."""
+        while True:
+            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.channel)
+                async for _ in pubsub.listen():
+                    self._wake()
+            except RedisError:
+                await asyncio.sleep(0.5)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+
     async def wait_change(self, wait_s: float) -> None:
-        # Other replicas' changes are seen by re-reading every `poll_s`; ours wake at once.
-        event = self._local_change
-        try:
-            async with asyncio.timeout(max(0.0, min(wait_s, self.poll_s))):
-                await event.wait()
-        except TimeoutError:
-            pass
+        if self._listener is None:
+            self._listener = asyncio.create_task(self._listen(), name="gpu-redis-changes")
+        if self._change is None:
+            self._change = asyncio.get_running_loop().create_future()
+        # asyncio.wait never swallows a cancellation (wait_for and timeout() can, on 3.11)
+        await asyncio.wait({self._change}, timeout=max(0.0, min(wait_s, self.poll_s)))
 
     async def aclose(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._listener
         await self.redis.aclose()
