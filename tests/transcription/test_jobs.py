@@ -130,3 +130,27 @@ def test_job_yields_the_gpu_to_foreground_work_and_resumes(make_client, settings
         )
         assert done["preemptions"] == 1
         assert result_words(client, headers, created["id"]) == WORDS
+
+
+def test_one_replica_runs_a_job_and_another_takes_over_when_it_stops(
+    make_client, settings, headers
+):
+    fast = settings.model_copy(update={"job_claim_s": 1.5})
+    second_asr = FakeAsr()
+    first_replica = make_client(settings=fast, asr_engine=SlowAsr(0.3))
+    first = first_replica.__enter__()
+    try:
+        created = submit(first, headers)
+        with make_client(settings=fast, asr_engine=second_asr) as second:
+            wait_for(lambda: job(first, headers, created["id"])["processed"] >= 10)
+            assert second_asr.calls == 0  # the job is claimed by the first replica
+            first_replica.__exit__(None, None, None)  # it stops, releasing its claim
+            first_replica = None
+            done = wait_for(
+                lambda: (j := job(second, headers, created["id"]))["status"] == "completed" and j
+            )
+            assert second_asr.calls > 0 and done["progress"] == 1.0
+            assert result_words(second, headers, created["id"]) == WORDS
+    finally:
+        if first_replica is not None:
+            first_replica.__exit__(None, None, None)

@@ -10,6 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
+import uuid
 from dataclasses import asdict
 
 import numpy as np
@@ -53,12 +56,37 @@ class JobRunner:
         self.store = service.store
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._slots = asyncio.Semaphore(self.settings.job_workers)
-        self.vault = AudioVault.for_settings(self.settings)
+        self.vault = AudioVault.for_settings(self.settings, service.store.db)
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._keeper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Resume every job that was queued or running when the service last stopped."""
+        """Take over every unfinished job nobody else runs; keep doing so in the background."""
+        await self._sweep()
+        self._keeper = asyncio.create_task(self._keep(), name="transcription-job-keeper")
+
+    async def _keep(self) -> None:
+        """Renew our claims and adopt jobs whose process died, every third of a claim."""
+        while True:
+            await asyncio.sleep(self.settings.job_claim_s / 3)
+            try:
+                await asyncio.to_thread(
+                    self.store.renew, self.owner, list(self._tasks), self.settings.job_claim_s
+                )
+                await self._sweep()
+            except Exception:  # a database hiccup must not end the keeper
+                log.exception("job keeper round failed")
+
+    async def _sweep(self) -> None:
         for job in await asyncio.to_thread(self.store.active_jobs):
-            if self.vault.exists(job.id):
+            if job.id in self._tasks:
+                continue
+            claimed = await asyncio.to_thread(
+                self.store.claim, job.id, self.owner, self.settings.job_claim_s
+            )
+            if not claimed:
+                continue
+            if await asyncio.to_thread(self.vault.exists, job.id):
                 await asyncio.to_thread(self.store.set_job, job.id, status="queued")
                 self._spawn(job.id)
             else:
@@ -67,13 +95,19 @@ class JobRunner:
                 )
 
     async def stop(self) -> None:
-        """Stop running jobs (they stay active in the database and resume on the next start)."""
+        """Stop running jobs and release them (another process, or the next start, resumes)."""
+        if self._keeper is not None:
+            self._keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._keeper
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(self.store.release_claims, self.owner)
 
     async def submit(
         self, principal: Principal, audio: np.ndarray, req: Request, filename: str | None
@@ -102,6 +136,8 @@ class JobRunner:
             transcript.id,
             len(audio) / SAMPLE_RATE,
             asdict(req),
+            self.owner,
+            self.settings.job_claim_s,
         )
         await asyncio.to_thread(self.vault.save, job.id, audio)
         self._spawn(job.id)
@@ -167,8 +203,8 @@ class JobRunner:
 
         async def unit(lease: Lease) -> bool:
             current = await asyncio.to_thread(self.store.get_job, job_id)
-            if current is None or current.status == "cancelled":
-                return False
+            if current is None or current.status == "cancelled" or current.owner != self.owner:
+                return False  # cancelled, or taken over by another process
             if current.status != "running":
                 await asyncio.to_thread(self.store.set_job, job_id, status="running", error=None)
             start = round(current.processed_s * SAMPLE_RATE)

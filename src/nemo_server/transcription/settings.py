@@ -78,6 +78,14 @@ class TranscriptionSettings(ServiceSettings):
     job_chunk_s: float = Field(
         default=30.0, ge=5, le=600, description="Audio per job unit (the pre-emption granularity)."
     )
+    job_claim_s: float = Field(
+        default=60.0,
+        ge=1,
+        description=(
+            "How long a job stays claimed by the process running it without renewal; another "
+            "replica takes over a job whose claim ran out."
+        ),
+    )
     job_workers: int = Field(default=1, ge=1, le=8, description="Jobs run at the same time.")
     gpu_leases: Literal["auto", "coordinator", "local"] = Field(
         default="auto",

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 
 from nemo_server.common.db import Database
 from nemo_server.transcription.engines.base import Segment, Word
-from nemo_server.transcription.models import Job, Transcript, TranscriptSegment
+from nemo_server.transcription.models import Job, JobAudio, Transcript, TranscriptSegment
 
 ACTIVE = ("queued", "running", "waiting_gpu")
 
@@ -104,6 +104,8 @@ class TranscriptStore:
             row = s.get(Transcript, transcript_id)
             if row is None or row.user_id != user_id:
                 return False
+            jobs = select(Job.id).where(Job.transcript_id == transcript_id)
+            s.execute(delete(JobAudio).where(JobAudio.job_id.in_(jobs)))
             s.execute(delete(Job).where(Job.transcript_id == transcript_id))
             s.execute(
                 delete(TranscriptSegment).where(TranscriptSegment.transcript_id == transcript_id)
@@ -122,7 +124,15 @@ class TranscriptStore:
                 s.execute(update(Transcript).where(Transcript.id == transcript_id).values(**fields))
 
     # jobs --------------------------------------------------------------------------------
-    def create_job(self, user_id: str, transcript_id: str, duration_s: float, options: dict) -> Job:
+    def create_job(
+        self,
+        user_id: str,
+        transcript_id: str,
+        duration_s: float,
+        options: dict,
+        owner: str | None = None,
+        claim_s: float = 60.0,
+    ) -> Job:
         stamp = now()
         row = Job(
             id=new_id("job"),
@@ -137,10 +147,41 @@ class TranscriptStore:
             next_idx=0,
             chunks_done=0,
             preemptions=0,
+            owner=owner,
+            claimed_until=stamp + timedelta(seconds=claim_s) if owner else None,
         )
         with self.db.session() as s:
             s.add(row)
         return row
+
+    def claim(self, job_id: str, owner: str, claim_s: float) -> bool:
+        """Take an active job unless another live process holds it; True when it is ours."""
+        stamp = now()
+        with self.db.session() as s:
+            taken = s.execute(
+                update(Job)
+                .where(
+                    Job.id == job_id,
+                    Job.status.in_(ACTIVE),
+                    or_(Job.owner.is_(None), Job.owner == owner, Job.claimed_until < stamp),
+                )
+                .values(owner=owner, claimed_until=stamp + timedelta(seconds=claim_s))
+            ).rowcount
+        return bool(taken)
+
+    def renew(self, owner: str, job_ids: list[str], claim_s: float) -> None:
+        if not job_ids:
+            return
+        with self.db.session() as s:
+            s.execute(
+                update(Job)
+                .where(Job.owner == owner, Job.id.in_(job_ids))
+                .values(claimed_until=now() + timedelta(seconds=claim_s))
+            )
+
+    def release_claims(self, owner: str) -> None:
+        with self.db.session() as s:
+            s.execute(update(Job).where(Job.owner == owner).values(owner=None, claimed_until=None))
 
     def get_job(self, job_id: str, user_id: str | None = None) -> Job | None:
         with self.db.session() as s:
