@@ -113,7 +113,3 @@ class TranscriptionSettings(ServiceSettings):
         lt=1,
         description="Live: cosine similarity below which an utterance starts a new speaker.",
     )
-
-    def audio_dir(self) -> Path:
-        """Where job audio waits (decoded PCM) until its job finishes."""
-        return self.common.data_dir / "transcription" / "jobs"
