@@ -74,6 +74,15 @@ def test_text_srt_vtt_and_rttm(client, headers):
     assert {line[7] for line in lines} == {"SPEAKER_00", "SPEAKER_01"}
 
 
+def test_silence_gives_empty_transcripts_in_every_format(client, headers):
+    silence = tone_wav([0.0, 0.0])
+    body = post(client, headers, data=silence, response_format="verbose_json", diarize="true")
+    assert body.status_code == 200 and body.json()["segments"] == []
+    rttm = post(client, headers, data=silence, response_format="rttm", diarize="true")
+    assert rttm.status_code == 200 and rttm.text == ""
+    assert post(client, headers, data=silence, response_format="srt").text == ""
+
+
 def test_whisper_1_aliases_the_default_and_unknown_models_are_404(client, headers):
     assert post(client, headers, model="whisper-1").status_code == 200
     assert post(client, headers, model="whisper-tiny.en").status_code == 200

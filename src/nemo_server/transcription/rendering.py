@@ -40,6 +40,7 @@ def render(
     turns: list[Turn] | None = None,
     words: bool = False,
     name: str = "audio",
+    diarized: bool = False,
 ) -> Response:
     """The response for `response_format=fmt` (json, text, srt, vtt, verbose_json, rttm)."""
     if fmt == "text":
@@ -49,7 +50,7 @@ def render(
     if fmt == "vtt":
         return PlainTextResponse(formats.vtt(segments), media_type="text/vtt")
     if fmt == "rttm":
-        if not any(s.speaker for s in segments):
+        if not diarized:
             raise BadRequest("response_format 'rttm' needs diarize=true", param="response_format")
         body = formats.rttm(turns or formats.turns_from_segments(segments), name)
         return PlainTextResponse(body, media_type="text/x-rttm")

@@ -82,6 +82,7 @@ async def create_transcription(
         turns=out.turns,
         words=words,
         name=(file.filename or "audio").rsplit(".", 1)[0],
+        diarized=diarize,
     )
 
 
@@ -244,6 +245,7 @@ def _render_stored(
         transcript_id=t.id,
         words=True,
         name=(t.filename or t.id).rsplit(".", 1)[0],
+        diarized=t.diarized,
     )
 
 
