@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ class DenseIndex:
         self.recall: float | None = None
         self._faiss: Any = None
         self._pending = 0  # rows appended to `vectors` but not yet to the FAISS index
+        self._sync_lock = threading.RLock()
 
     @property
     def rows(self) -> int:
@@ -64,28 +66,28 @@ class DenseIndex:
     def _build(self) -> None:
         import faiss
 
-        live = self.live
-        self.kind = "hnsw" if live > self.exact_max else "flat"
-        if self.kind == "flat":
-            self._faiss = None  # numpy over the matrix is exact and as fast for this size
+        if self.live <= self.exact_max:
+            # numpy over the matrix is exact and as fast for this size
+            self._faiss, self.kind = None, "flat"
         else:
             index = faiss.IndexHNSWFlat(self.dim, self.hnsw_m, faiss.METRIC_INNER_PRODUCT)
             index.hnsw.efConstruction = self.ef_construction
             index.add(self.vectors)
-            self._faiss = index
+            self._faiss, self.kind = index, "hnsw"
             self._tune_recall()
         self._pending = 0
 
     def _sync(self) -> None:
-        wants_hnsw = self.live > self.exact_max
-        if self._faiss is None and self.kind == "flat" and not wants_hnsw:
-            self._pending = 0
-            return
-        if wants_hnsw != (self.kind == "hnsw"):
-            self._build()
-        elif self._pending:
-            self._faiss.add(self.vectors[self.rows - self._pending :])
-            self._pending = 0
+        with self._sync_lock:
+            wants_hnsw = self.live > self.exact_max
+            if self._faiss is None and not wants_hnsw:
+                self.kind, self._pending = "flat", 0
+                return
+            if self._faiss is None or wants_hnsw != (self.kind == "hnsw"):
+                self._build()
+            elif self._pending:
+                self._faiss.add(self.vectors[self.rows - self._pending :])
+                self._pending = 0
 
     def _tune_recall(self, queries: int = 200, k: int = 10) -> None:
         """Raise efSearch until recall@k against exact search reaches `min_recall`."""
