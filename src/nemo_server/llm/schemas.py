@@ -116,6 +116,7 @@ class LoadedModelInfo(BaseModel):
 
     id: str
     device: str
+    file: str = ""  # the GGUF served: on the CPU, a bundled model's repacked copy
     n_ctx: int
     slots: int
     active: int

@@ -37,6 +37,8 @@ class EngineOptions:
     gpu: bool = False
     background_slots: int = 3
     prefill_chunk: int = 128
+    cpu_repack: str = "none"  # on the CPU, load a bundled model's copy of this type ("q4_0")
+    repack_dir: Path | None = None  # where such copies are written (the data dir's models/)
 
 
 @dataclass(frozen=True)

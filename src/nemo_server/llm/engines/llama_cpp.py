@@ -192,5 +192,9 @@ def estimate_vram_mb(file_bytes: int, meta: dict[str, str], n_ctx_total: int) ->
 
 
 def build(spec: ModelSpec, options: EngineOptions) -> LlamaCppModel:
-    """Registry entry: load `spec` with llama.cpp."""
+    """Registry entry: load `spec` with llama.cpp (on the CPU, a bundled model's repacked copy)."""
+    if not options.gpu:
+        from nemo_server.llm.engines.repack import for_cpu
+
+        spec = for_cpu(spec, options.cpu_repack, options.repack_dir, _init_backend())
     return LlamaCppModel(spec, options)
