@@ -41,17 +41,17 @@ def _score(task: str, y_true: Any, y_pred: Any) -> float:
 
 
 def _service_run(
-    client: Any, headers: dict, train: pd.DataFrame, test: pd.DataFrame, task: str, budget: float
+    client: Any, headers: Any, train: pd.DataFrame, test: pd.DataFrame, task: str, budget: float
 ) -> list[Any]:
     up = client.post(
         "/v1/ml/datasets",
-        headers=headers,
+        headers=headers(),
         files={"file": ("train.csv", io.BytesIO(train.to_csv(index=False).encode()), "text/csv")},
     )
     up.raise_for_status()
     job = client.post(
         "/v1/ml/automl",
-        headers=headers,
+        headers=headers(),
         json={
             "dataset_id": up.json()["id"],
             "target": "target",
@@ -61,12 +61,12 @@ def _service_run(
     ).json()
     while job["status"] in ("queued", "running"):
         time.sleep(0.5)
-        job = client.get(f"/v1/ml/jobs/{job['id']}", headers=headers).json()
+        job = client.get(f"/v1/ml/jobs/{job['id']}", headers=headers()).json()
     if job["status"] != "succeeded":
         raise RuntimeError(job["error"])
     rows = test.drop(columns=["target"]).to_dict(orient="records")
     pred = client.post(
-        f"/v1/ml/models/{job['result']['model_id']}/predict", headers=headers, json={"rows": rows}
+        f"/v1/ml/models/{job['result']['model_id']}/predict", headers=headers(), json={"rows": rows}
     )
     pred.raise_for_status()
     return pred.json()["predictions"]
@@ -87,7 +87,10 @@ def main() -> None:
     from nemo_server.ml.settings import MLSettings
 
     settings = MLSettings()
-    headers = internal_headers(settings.common, ALICE)
+
+    def headers() -> dict[str, str]:  # internal tokens live a minute: mint one per call
+        return internal_headers(settings.common, ALICE)
+
     rows: list[dict[str, Any]] = []
     with TestClient(create_app(settings)) as client:
         for name, (loader, task) in DATASETS.items():

@@ -30,7 +30,7 @@ def naive(df, treatment: str, outcome: str) -> tuple[float, float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--datasets", type=int, default=12)
+    parser.add_argument("--datasets", type=int, default=20)
     parser.add_argument("--rows", type=int, default=1000)
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
@@ -50,6 +50,7 @@ def main() -> None:
             num_samples=args.rows,
             treatment_is_binary=binary,
             stddev_treatment_noise=1.0,
+            stddev_outcome_noise=1.0,
         )
         df = data["df"].astype(float)
         treatment, outcome = data["treatment_name"][0], data["outcome_name"]

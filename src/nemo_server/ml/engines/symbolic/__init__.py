@@ -184,7 +184,12 @@ def solve(
 ) -> dict[str, Any]:
     """Run one engine and build its front (used by jobs and by the benchmark)."""
     progress = progress or (lambda f, m: None)
+    import sympy
+
     candidates = ENGINES[engine]().fit(X, y, names, time_budget_s, seed, progress)
+    # The mean is the simplest model of all: it anchors the front (and is the answer when y
+    # is constant).
+    candidates.append(Candidate(sympy.Float(float(np.mean(y))), "constant"))
     progress(0.9, "simplifying")
     best, front = pareto(candidates, X, y, names)
     return {"engine": engine, "best": best, "pareto": front, "candidates": len(candidates)}
