@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,7 @@ class DenseIndex:
             # numpy over the matrix is exact and as fast for this size
             self._faiss, self.kind = None, "flat"
         else:
+            faiss.omp_set_num_threads(os.cpu_count() or 1)  # building does use every core
             index = faiss.IndexHNSWFlat(self.dim, self.hnsw_m, faiss.METRIC_INNER_PRODUCT)
             index.hnsw.efConstruction = self.ef_construction
             index.add(self.vectors)
@@ -125,6 +127,7 @@ class DenseIndex:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         q = query.reshape(1, -1).astype(np.float32)
         if self.kind == "hnsw" and n_allowed > 0.1 * self.rows:
+            _one_omp_thread()
             fetch = min(self.rows, int(k * self.rows / n_allowed * 1.5) + 10)
             self._faiss.hnsw.efSearch = max(self.ef_search, fetch)
             scores, rows = self._faiss.search(q, fetch)
@@ -178,6 +181,13 @@ class DenseIndex:
 
 
 _controller: Any = None
+
+
+def _one_omp_thread() -> None:
+    """One query gains nothing from OpenMP threads; the setting is per calling thread."""
+    import faiss
+
+    faiss.omp_set_num_threads(1)
 
 
 def single_thread_blas() -> contextlib.AbstractContextManager[Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -44,21 +44,25 @@ class MiniLMEmbedder:
             or self._model.get_sentence_embedding_dimension
         )
         self.dim = int(get_dim() or 384)
-        # torch already uses every core for one batch; concurrent calls only thrash.
-        self._lock = threading.Lock()
+        # Every encode runs on this one thread: torch's OpenMP thread team belongs to the
+        # calling thread, so calls from many request threads would each start (and spin) a
+        # team of their own; and torch already uses every core for one batch.
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="minilm")
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        vectors = self._model.encode(
+            texts,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        with self._lock:
-            vectors = self._model.encode(
-                texts,
-                batch_size=self.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        return self._thread.submit(self._encode, texts).result()
 
     def count_tokens(self, texts: list[str]) -> int:
         tokenizer = self._model.tokenizer
