@@ -67,6 +67,12 @@ async def _throughput(url: str, headers: dict[str, str], seconds: float, concurr
         return done / (time.monotonic() - start)
 
 
+def _cpu_seconds(pid: int) -> float:
+    """CPU time a process has used: unlike wall time, not inflated by other load on the machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[int(q) - 1]
 
@@ -145,7 +151,9 @@ def main() -> None:
         gateway_url = f"{gw}/v1/llm/ping"
 
         direct = _latencies(direct_url, direct_headers, args.requests)
+        cpu_before = _cpu_seconds(gateway.pid)
         through = _latencies(gateway_url, gateway_headers, args.requests)
+        gateway_cpu_us = (_cpu_seconds(gateway.pid) - cpu_before) / (args.requests + 50) * 1e6
         direct_rps = asyncio.run(
             _throughput(direct_url, direct_headers, args.seconds, args.concurrency)
         )
@@ -169,6 +177,8 @@ def main() -> None:
         "direct_rps": round(direct_rps, 1),
         "gateway_rps": round(gateway_rps, 1),
         "throughput_ratio": round(gateway_rps / direct_rps, 3),
+        "gateway_cpu_us_per_request": round(gateway_cpu_us, 1),
+        "load_average_1m": os.getloadavg()[0],
         "concurrency": args.concurrency,
         "goal": "added p50 <= 1 ms, p99 <= 5 ms, ratio >= 0.5",
     }

@@ -6,7 +6,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import httpx
 from fastapi import FastAPI
 
 from nemo_server.common.app import create_service_app
@@ -48,9 +47,8 @@ def create_app(
     settings: GatewaySettings | None = None,
     *,
     limiter: RateLimiter | None = None,
-    upstream_transport: httpx.AsyncBaseTransport | None = None,
 ) -> FastAPI:
-    """Build the gateway. `limiter` and `upstream_transport` replace the real ones in tests."""
+    """Build the gateway. `limiter` replaces the real rate limiter in tests."""
     settings = settings or GatewaySettings()
 
     @asynccontextmanager
@@ -81,7 +79,6 @@ def create_app(
             codec,
             connect_timeout_s=settings.upstream_connect_timeout_s,
             read_timeout_s=settings.upstream_read_timeout_s,
-            transport=upstream_transport,
         )
         app.state.readiness_checks.append(db.ping)
         try:

@@ -13,7 +13,8 @@ import logging
 import time
 from collections.abc import AsyncIterator
 
-import httpx
+import aiohttp
+from multidict import CIMultiDict
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -74,7 +75,7 @@ def owner_of(path: str) -> str | None:
     return None
 
 
-def _forward_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+def _forward_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
     out = []
     for key, value in headers:
         name = key.decode("latin-1").lower()
@@ -84,11 +85,17 @@ def _forward_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, by
             or name.startswith("sec-websocket")
         ):
             continue
-        out.append((key, value))
+        out.append((name, value.decode("latin-1")))
     return out
 
 
 class Proxy:
+    """Forwards requests to the services over one pooled aiohttp session.
+
+    aiohttp rather than httpx on this hot path: measured on this machine, a keep-alive request
+    costs about a quarter of httpx's client time, the biggest share of what the gateway adds.
+    """
+
     def __init__(
         self,
         settings: CommonSettings,
@@ -96,19 +103,26 @@ class Proxy:
         *,
         connect_timeout_s: float,
         read_timeout_s: float,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.settings = settings
         self.codec = codec
         self.read_timeout_s = read_timeout_s
         self.connect_timeout_s = connect_timeout_s
         self._tokens: dict[tuple[object, ...], tuple[str, float]] = {}
-        self._http = httpx.AsyncClient(
-            timeout=httpx.Timeout(read_timeout_s, connect=connect_timeout_s, write=read_timeout_s),
-            limits=httpx.Limits(max_connections=512, max_keepalive_connections=128),
-            transport=transport,
-            follow_redirects=False,
-        )
+        self._session: aiohttp.ClientSession | None = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        # Created on first use, inside the running event loop.
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=512, keepalive_timeout=30),
+                timeout=aiohttp.ClientTimeout(
+                    total=None, sock_connect=self.connect_timeout_s, sock_read=self.read_timeout_s
+                ),
+                auto_decompress=False,  # relay bytes exactly as the service encoded them
+                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+            )
+        return self._session
 
     def _internal_token(self, principal: Principal) -> str:
         # Reuse a principal's internal token for half its life: minting costs more than a lookup.
@@ -135,47 +149,47 @@ class Proxy:
         if request.url.query:
             url += "?" + request.url.query
         headers = _forward_headers(request.headers.raw)
-        headers += [(k.encode(), v.encode()) for k, v in self._internal_headers(principal).items()]
-        client = request.client.host if request.client else ""
-        headers.append((b"x-forwarded-for", client.encode()))
+        headers += list(self._internal_headers(principal).items())
+        headers.append(("x-forwarded-for", request.client.host if request.client else ""))
         length = request.headers.get("content-length")
         if length is not None:
-            headers.append((b"content-length", length.encode()))
-        has_body = request.method not in ("GET", "HEAD", "OPTIONS", "DELETE") or length not in (
-            None,
-            "0",
-        )
-        upstream = self._http.build_request(
-            request.method,
-            url,
-            headers=headers,
-            content=request.stream() if has_body else None,
-        )
+            headers.append(("content-length", length))
+        has_body = length not in (None, "0") or "transfer-encoding" in request.headers
         try:
-            response = await self._http.send(upstream, stream=True)
-        except httpx.TimeoutException:
+            upstream = await self._http().request(
+                request.method,
+                url,
+                headers=CIMultiDict(headers),
+                data=request.stream() if has_body else None,
+                allow_redirects=False,
+            )
+        except TimeoutError:
             raise UpstreamTimeout(f"service '{service}' did not answer in time") from None
-        except httpx.TransportError:
+        except aiohttp.ClientError:
             raise ServiceUnavailable(f"service '{service}' is unavailable", param=service) from None
-        headers = {
-            k: v
-            for k, v in response.headers.items()
+        raw = [
+            (k.lower().encode("latin-1"), v.encode("latin-1"))
+            for k, v in upstream.headers.items()
             if k.lower() not in _HOP_BY_HOP and k.lower() != "x-request-id"
-        }
-        length = response.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) <= _BUFFER_UP_TO:
+        ]
+        size = upstream.content_length
+        if size is not None and size <= _BUFFER_UP_TO:
             # A small, complete body: relaying it whole skips the streaming machinery's cost.
             try:
-                body = await response.aread()
+                body = await upstream.read()
+            except (aiohttp.ClientError, TimeoutError):
+                raise ServiceUnavailable(f"service '{service}' broke off its answer") from None
             finally:
-                await response.aclose()
-            return Response(body, status_code=response.status_code, headers=headers)
-        return StreamingResponse(
-            _relay(response),
-            status_code=response.status_code,
-            headers=headers,
-            background=BackgroundTask(response.aclose),
-        )
+                upstream.release()
+            response: Response = Response(body, status_code=upstream.status)
+        else:
+            response = StreamingResponse(
+                _relay(upstream),
+                status_code=upstream.status,
+                background=BackgroundTask(upstream.release),
+            )
+        response.raw_headers = [*response.raw_headers, *raw]
+        return response
 
     async def forward_websocket(
         self, websocket: WebSocket, service: str, principal: Principal
@@ -240,14 +254,15 @@ class Proxy:
             await upstream.close()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._session is not None:
+            await self._session.close()
 
 
-async def _relay(response: httpx.Response) -> AsyncIterator[bytes]:
+async def _relay(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
     try:
-        async for chunk in response.aiter_raw():
+        async for chunk in response.content.iter_any():
             yield chunk
-    except httpx.ReadTimeout:
+    except TimeoutError:
         log.warning("upstream stream timed out")
-    except httpx.TransportError as exc:
+    except aiohttp.ClientError as exc:
         log.warning("upstream stream broke: %s", exc)
