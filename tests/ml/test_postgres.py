@@ -25,9 +25,11 @@ def test_datasets_and_jobs_on_postgres(data_dir, postgres_url: str, unique: str)
         with TestClient(create_app(settings, job_target=FAKE)) as client:
             frame = pd.DataFrame({"x": np.arange(20.0), "y": np.arange(20.0) * 2})
             dataset_id = upload_frame(client, headers, frame)
-            job = client.post("/v1/ml/symbolic-regression", headers=headers,
-                              json={"dataset_id": dataset_id, "target": "y",
-                                    "time_budget_s": 0.2}).json()
+            job = client.post(
+                "/v1/ml/symbolic-regression",
+                headers=headers,
+                json={"dataset_id": dataset_id, "target": "y", "time_budget_s": 0.2},
+            ).json()
             done = wait_job(client, headers, job["id"])
             assert done["status"] == "succeeded"
             assert done["result"]["echo"]["features"] == ["x"]

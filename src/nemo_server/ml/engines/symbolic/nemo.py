@@ -39,20 +39,25 @@ class Transform:
     factor: library.Spec | None = None
 
     def forward(self, y: np.ndarray, X: np.ndarray) -> np.ndarray | None:
+        """g(y / M) per row, NaN where undefined (noise can push a few values out of the
+        domain of log or sqrt); None when too few rows are left."""
         if self.factor is not None:
             y = y / library.values(self.factor, X)
         with np.errstate(all="ignore"):
             if self.name == "y":
                 return y
-            if self.name in ("1/y", "1/y^2") and np.any(y == 0):
+            positive = np.mean(y > 0) >= 0.5
+            valid = {
+                "1/y": y != 0,
+                "y^2": (y > 0) if positive else (y < 0),
+                "1/y^2": (y > 0) if positive else (y < 0),
+                "sqrt(y)": y > 0,
+                "log(y)": y > 0,
+                "sin(y)": np.abs(y) <= np.pi / 2,
+            }[self.name]
+            if np.mean(valid) < 0.6:
                 return None
-            if self.name in ("y^2", "1/y^2") and not (np.all(y > 0) or np.all(y < 0)):
-                return None
-            if self.name in ("sqrt(y)", "log(y)") and not np.all(y > 0):
-                return None
-            if self.name == "sin(y)" and not np.all(np.abs(y) <= np.pi / 2):
-                return None
-            return {
+            out = {
                 "1/y": lambda: 1 / y,
                 "y^2": lambda: y**2,
                 "1/y^2": lambda: 1 / y**2,
@@ -60,6 +65,7 @@ class Transform:
                 "log(y)": lambda: np.log(y),
                 "sin(y)": lambda: np.sin(y),
             }[self.name]()
+            return np.where(valid & np.isfinite(out), out, np.nan)
 
     def weights(self, y: np.ndarray, X: np.ndarray) -> np.ndarray:
         """Row weights 1/|d g(y/M)/dy|: least squares on g then approximates least squares
@@ -177,6 +183,7 @@ class NemoEngine:
         A, ok = normalize(raw)
         # float32 halves the memory traffic of the scans; final fits are redone in float64.
         A = np.ascontiguousarray(A[:, ok], dtype=np.float32)
+        raw = np.ascontiguousarray(raw[:, ok], dtype=np.float32)
         specs = [s for s, keep in zip(specs, ok, strict=True) if keep]
         pool = int(ok[:pool].sum())
         found: list[Structure] = []
@@ -200,9 +207,31 @@ class NemoEngine:
                 if time.monotonic() > plan_deadline:
                     break
                 t = tr.forward(ys, Xs)
-                if t is None or not np.all(np.isfinite(t)) or np.std(t) == 0:
+                if t is None or np.nanstd(t) == 0:
                     continue
-                structures = self._beam(tr, base, t, Xs, A, specs, pool, plan_deadline, quick)
+                if tr.name == "y" and tr.factor is None:
+                    structures = self._beam(tr, base, t, Xs, A, specs, pool, plan_deadline, quick)
+                else:
+                    # Weighted least squares (delta method) on the rows where g is defined.
+                    w = tr.weights(ys, Xs)
+                    rows_ok = np.isfinite(t) & (w > 0)
+                    if rows_ok.sum() < 10:
+                        continue
+                    Aw = raw[rows_ok] * w[rows_ok, None].astype(np.float32)
+                    norms = np.linalg.norm(Aw, axis=0)
+                    Aw /= np.where(norms > 0, norms, 1).astype(np.float32)
+                    structures = self._beam(
+                        tr,
+                        base,
+                        t[rows_ok],
+                        Xs[rows_ok],
+                        Aw,
+                        specs,
+                        pool,
+                        plan_deadline,
+                        quick,
+                        weights=w[rows_ok],
+                    )
                 found += structures
                 done = (k + 1) / len(plans)
                 progress(0.1 + (0.2 if quick else 0.5) * done, f"searched {tr.name}")
@@ -243,15 +272,22 @@ class NemoEngine:
         pool: int,
         deadline: float,
         quick: bool = False,
+        weights: np.ndarray | None = None,
     ) -> list[Structure]:
         """Structures for one transform. `quick`: only what the pool allows in closed form
         (singles, all pairs, triples); otherwise also extend the best ones term by term."""
-        tc = t - t.mean()
-        total = float(tc @ tc)
         B = None
-        if base:
-            B, okb = normalize(np.column_stack([library.values(b, Xs) for b in base]))
-            B = B[:, okb]
+        if weights is None:
+            tc = t - t.mean()
+            if base:
+                B, okb = normalize(np.column_stack([library.values(b, Xs) for b in base]))
+                B = B[:, okb]
+        else:  # weighted rows: the intercept is the weight column, nothing is centred
+            tc = t * weights
+            cols = [weights] + [library.values(b, Xs) * weights for b in base]
+            B = np.column_stack(cols)
+            B = B / np.where((n := np.linalg.norm(B, axis=0)) > 0, n, 1)
+        total = float(tc @ tc)
         out: list[Structure] = []
         if B is not None:
             Q = np.linalg.qr(B)[0]
@@ -296,7 +332,8 @@ class NemoEngine:
         if t is None or not np.all(np.isfinite(D)):
             return float("inf")
         w = s.transform.weights(y, X)
-        coef = np.linalg.lstsq(D * w[:, None], t * w, rcond=None)[0]
+        rows = np.isfinite(t) & np.isfinite(w)
+        coef = np.linalg.lstsq(D[rows] * w[rows, None], t[rows] * w[rows], rcond=None)[0]
         return nrmse_of(s.transform.inverse(D @ coef, sign, X), y)
 
     @staticmethod
@@ -320,8 +357,10 @@ class NemoEngine:
         import sympy
 
         w = s.transform.weights(y, X)
-        t = s.transform.forward(y, X) * w
-        D = self._design(s, X) * w[:, None]
+        t = s.transform.forward(y, X)
+        rows = np.isfinite(t) & np.isfinite(w)
+        D = self._design(s, X)[rows] * w[rows, None]
+        t = t[rows] * w[rows]
         coef = np.linalg.lstsq(D, t, rcond=None)[0]
         sse0 = float(np.sum((D @ coef - t) ** 2))
         floor = 1e-18 * float(np.sum((t - t.mean()) ** 2)) + 1e-300
