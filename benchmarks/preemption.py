@@ -10,8 +10,9 @@ foreground request of 500 MB needs it to yield):
 - that no background unit was lost or done twice: every unit's result is checkpointed under a
   validated fencing token, and the checkpoints must be exactly 0..K-1, once each.
 
-Transports: `local` (the state machine in process, LocalLeaseClient) and `http` (a real
-coordinator process served by uvicorn, HttpLeaseClient: what services use). Work is
+Transports: `local` (the state machine in process, LocalLeaseClient), `http` (a real
+coordinator process served by uvicorn, HttpLeaseClient: what services use) and `redis` (two
+coordinator processes on one Redis; the job talks to one, the foreground requester to the other). Work is
 simulated with sleeps, so figures are the protocol's overhead, not a GPU's.
 
     .venv/bin/python benchmarks/preemption.py [--units-ms 20,50,100,200] [--transport both]
@@ -87,11 +88,16 @@ async def foreground(client: LeaseClient, work_s: float) -> float:
 
 
 async def latency(
-    client: LeaseClient, unit_s: float, requests: int, gap_s: float, rng: random.Random
+    clients: tuple[LeaseClient, LeaseClient],
+    unit_s: float,
+    requests: int,
+    gap_s: float,
+    rng: random.Random,
 ) -> dict:
+    bg_client, client = clients
     job = Job(unit_s)
     task = asyncio.create_task(
-        run_preemptible(client, "bench:bg", job.unit, vram_mb=BG_MB, ttl_s=10)
+        run_preemptible(bg_client, "bench:bg", job.unit, vram_mb=BG_MB, ttl_s=10)
     )
     waits = []
     await asyncio.sleep(2 * unit_s)
@@ -126,11 +132,16 @@ async def closed_loop(client: LeaseClient, work_s: float, seconds: float) -> flo
 
 
 async def throughput(
-    client: LeaseClient, alone: float, unit_s: float, work_s: float, seconds: float
+    clients: tuple[LeaseClient, LeaseClient],
+    alone: float,
+    unit_s: float,
+    work_s: float,
+    seconds: float,
 ) -> dict:
+    bg_client, client = clients
     job = Job(unit_s)
     task = asyncio.create_task(
-        run_preemptible(client, "bench:bg", job.unit, vram_mb=BG_MB, ttl_s=10)
+        run_preemptible(bg_client, "bench:bg", job.unit, vram_mb=BG_MB, ttl_s=10)
     )
     await asyncio.sleep(2 * unit_s)
     shared = await closed_loop(client, work_s, seconds)
@@ -157,12 +168,15 @@ def gpu_info() -> dict[str, Any] | None:
         return None
 
 
-def start_coordinator(linger_s: float) -> tuple[str, InternalTokenCodec, subprocess.Popen]:
+def start_coordinator(
+    linger_s: float, data: str, redis_url: str | None = None
+) -> tuple[str, InternalTokenCodec, subprocess.Popen]:
     """A coordinator in its own process (as `nemo up` runs it), on a free port."""
     from nemo_server.common.settings import CommonSettings
 
-    data = tempfile.mkdtemp(prefix="nemo-bench-")
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEMO_")}
+    if redis_url:
+        env.update(NEMO_REDIS_URL=redis_url, NEMO_COORDINATOR_REDIS_KEY=f"bench:gpu:{data}")
     env.update(
         NEMO_DATA_DIR=data,
         NEMO_SECRETS_DIR=os.path.join(data, "none"),
@@ -210,7 +224,9 @@ def start_coordinator(linger_s: float) -> tuple[str, InternalTokenCodec, subproc
 
 async def main(args: argparse.Namespace) -> dict:
     units = [int(u) / 1000 for u in args.units_ms.split(",")]
-    transports = ["local", "http"] if args.transport == "both" else [args.transport]
+    transports = {"both": ["local", "http"], "all": ["local", "http", "redis"]}.get(
+        args.transport, [args.transport]
+    )
     out: dict[str, Any] = {
         "benchmark": "preemption",
         "budget_mb": BUDGET,
@@ -224,28 +240,41 @@ async def main(args: argparse.Namespace) -> dict:
     out["linger_s"] = args.linger_s
     servers = []
 
-    def make(name: str, linger_s: float) -> LeaseClient:
+    def make(name: str, linger_s: float) -> tuple[LeaseClient, LeaseClient]:
+        """(background client, foreground client)."""
         if name == "local":
-            return LocalLeaseClient(budget_mb=BUDGET, linger_s=linger_s)
-        url, codec, server = start_coordinator(linger_s)
-        servers.append(server)
-        return HttpLeaseClient(url, codec)
+            local = LocalLeaseClient(budget_mb=BUDGET, linger_s=linger_s)
+            return local, local
+        data = tempfile.mkdtemp(prefix="nemo-bench-")
+        if name == "http":
+            url, codec, server = start_coordinator(linger_s, data)
+            servers.append(server)
+            http = HttpLeaseClient(url, codec)
+            return http, http
+        # two replicas on one Redis: the job talks to one, the foreground to the other
+        pair = []
+        for _ in range(2):
+            url, codec, server = start_coordinator(linger_s, data, args.redis_url)
+            servers.append(server)
+            pair.append(HttpLeaseClient(url, codec))
+        return pair[0], pair[1]
 
     work_s = args.fg_work_ms / 1000
     for name in transports:
         rng = random.Random(args.seed)
         figures: dict[str, Any] = {}
         for linger_s in (args.linger_s, 0.0):
-            client = make(name, linger_s)
+            clients = make(name, linger_s)
             if linger_s == args.linger_s:
                 figures["latency"] = [
-                    await latency(client, u, args.requests, linger_s, rng) for u in units
+                    await latency(clients, u, args.requests, linger_s, rng) for u in units
                 ]
-            alone = await closed_loop(client, work_s, args.seconds)
+            alone = await closed_loop(clients[1], work_s, args.seconds)
             figures[f"throughput_linger_{linger_s:g}s"] = [
-                await throughput(client, alone, u, work_s, args.seconds) for u in units
+                await throughput(clients, alone, u, work_s, args.seconds) for u in units
             ]
-            await client.aclose()
+            for client in set(clients):
+                await client.aclose()
         out[name] = figures
     for server in servers:
         server.terminate()
@@ -260,7 +289,13 @@ if __name__ == "__main__":
     parser.add_argument("--linger-s", type=float, default=0.5)
     parser.add_argument("--fg-work-ms", type=float, default=500.0)
     parser.add_argument("--seconds", type=float, default=3.0)
-    parser.add_argument("--transport", choices=["local", "http", "both"], default="both")
+    parser.add_argument(
+        "--transport",
+        choices=["local", "http", "redis", "both", "all"],
+        default="both",
+        help="both: local and http; redis: two coordinator replicas on Redis; all: the three",
+    )
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
     parser.add_argument("--seed", type=int, default=1)
     print(json.dumps(asyncio.run(main(parser.parse_args()))))
     sys.exit(0)

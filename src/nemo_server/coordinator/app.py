@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -62,8 +61,7 @@ def create_app(
             yield
         finally:
             reaper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reaper
+            await asyncio.wait({reaper}, timeout=2.0)  # bounded: shutdown must not hang
             await store.aclose()
 
     return create_service_app(

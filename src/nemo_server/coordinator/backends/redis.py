@@ -186,6 +186,7 @@ class RedisLeaseBackend:
     async def aclose(self) -> None:
         if self._listener is not None:
             self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._listener
-        await self.redis.aclose()
+            # bounded: redis-py can swallow a cancellation mid-read
+            await asyncio.wait({self._listener}, timeout=1.0)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.redis.aclose(), timeout=2.0)
