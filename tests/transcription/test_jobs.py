@@ -135,7 +135,7 @@ def test_job_yields_the_gpu_to_foreground_work_and_resumes(make_client, settings
 def test_one_replica_runs_a_job_and_another_takes_over_when_it_stops(
     make_client, settings, headers
 ):
-    fast = settings.model_copy(update={"job_claim_s": 1.5})
+    fast = settings.model_copy(update={"job_claim_s": 6.0})
     second_asr = FakeAsr()
     first_replica = make_client(settings=fast, asr_engine=SlowAsr(0.3))
     first = first_replica.__enter__()
