@@ -43,6 +43,19 @@ class Sampler:
         grammar: str | None,
     ) -> None:
         self._lib = lib
+        self.chain = None
+        self._rng: Any = None
+        if grammar is None and temperature > 0 and top_p >= 1.0:
+            # Plain temperature sampling, the common request, drawn here with numpy: the same
+            # distribution, but llama.cpp's `dist` sampler spends ~0.85 ms per token on a 49k
+            # vocabulary (against ~0.2 ms here), and that part does not batch across sequences.
+            import numpy as np
+
+            self._np = np
+            self._n_vocab = int(lib.llama_vocab_n_tokens(vocab))
+            self._temperature = temperature
+            self._rng = np.random.default_rng(seed if seed is not None else random.getrandbits(32))
+            return
         self.chain = lib.llama_sampler_chain_init(lib.llama_sampler_chain_default_params())
         if grammar:
             g = lib.llama_sampler_init_grammar(vocab, grammar.encode(), b"root")
@@ -61,7 +74,16 @@ class Sampler:
 
     def sample(self, ctx: Any, index: int) -> int:
         """Draw from logits row `index` of the last decode (and accept the token)."""
-        return int(self._lib.llama_sampler_sample(self.chain, ctx, index))
+        if self._rng is None:
+            return int(self._lib.llama_sampler_sample(self.chain, ctx, index))
+        np = self._np
+        row = self._lib.llama_get_logits_ith(ctx, index)
+        weights = np.ctypeslib.as_array(row, shape=(self._n_vocab,)) / self._temperature
+        weights -= weights.max()
+        np.exp(weights, out=weights)
+        cumulative = np.cumsum(weights, dtype=np.float64)
+        drawn = np.searchsorted(cumulative, self._rng.random() * cumulative[-1], side="right")
+        return int(min(drawn, self._n_vocab - 1))
 
     def free(self) -> None:
         if self.chain:
