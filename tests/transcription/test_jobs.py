@@ -82,7 +82,7 @@ def test_diarized_job_labels_speakers_across_chunks(client, headers):
 
 
 def test_cancel_stops_a_job(make_client, headers):
-    with make_client(asr_engine=SlowAsr(0.3)) as client:
+    with make_client(asr_engine=SlowAsr(1.0)) as client:
         created = submit(client, headers)
         cancelled = client.post(f"/v1/transcriptions/jobs/{created['id']}/cancel", headers=headers)
         assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
