@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -71,6 +73,8 @@ class RagService:
         self.indexes = indexes
         self.llm = llm
         self.cache = SearchCache(settings.search_cache_size)
+        self._query_vectors: OrderedDict[str, Any] = OrderedDict()
+        self._query_lock = threading.Lock()
 
     # ---- ingest -------------------------------------------------------------------------
     async def ingest(
@@ -254,7 +258,7 @@ class RagService:
         cached = self.cache.get(key)
         if cached is not None:
             return cached
-        vector = self.embedder.encode([req.query])[0] if req.mode != "lexical" else None
+        vector = self._query_vector(req.query) if req.mode != "lexical" else None
         hits = memory.search(vector, req.query, req.k, req.mode, filters)
         rows = self.store.chunks_with_documents(user_id, [h.chunk_id for h in hits])
         results = []
@@ -278,6 +282,17 @@ class RagService:
             )
         self.cache.put(key, results)
         return results
+
+    def _query_vector(self, query: str) -> Any:
+        """The query's embedding; recent ones are reused (encoding dominates search time)."""
+        vector = self._query_vectors.get(query)
+        if vector is None:
+            vector = self.embedder.encode([query])[0]
+            with self._query_lock:
+                self._query_vectors[query] = vector
+                while len(self._query_vectors) > 1024:
+                    self._query_vectors.popitem(last=False)
+        return vector
 
     # ---- embeddings ---------------------------------------------------------------------
     async def embeddings(
