@@ -307,6 +307,7 @@ def main() -> None:
         "benchmark": "rag-retrieval",
         "device": embedder.device,
         "cpus": os.cpu_count(),
+        "loadavg_start": os.getloadavg()[0],
     }
     with tempfile.TemporaryDirectory() as tmp:
         if "quality" not in args.skip:
