@@ -47,7 +47,8 @@ def candidates(value: float, *, rel: float = 0.02, max_den: int = 12) -> list[tu
         found.append(
             (score, approx, sympy.Rational(ratio.numerator, ratio.denominator) * _sym(name))
         )
-    found.sort(key=lambda item: item[0])
+    # Simplest first; among equally simple ones, the closest.
+    found.sort(key=lambda item: (item[0], abs(item[1] - value)))
     seen: set[float] = set()
     out: list[tuple[float, Any]] = []
     for _, approx, expr in found:

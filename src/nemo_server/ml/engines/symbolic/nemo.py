@@ -337,15 +337,17 @@ class NemoEngine:
         return nrmse_of(s.transform.inverse(D @ coef, sign, X), y)
 
     @staticmethod
-    def _diverse(found: list[Structure], per_size: int = 4, total: int = 24) -> list[Structure]:
-        counts: dict[int, int] = {}
+    def _diverse(found: list[Structure], per_kind: int = 4, total: int = 80) -> list[Structure]:
+        """The best structures of each (transform, size): at the noise level many forms fit
+        equally well, and the simplest closed form must not be crowded out."""
+        counts: dict[tuple, int] = {}
         out = []
         for s in found:
             if not np.isfinite(s.nrmse):
                 continue
-            size = len(s.terms) + (1 if s.base else 0)
-            if counts.get(size, 0) < per_size:
-                counts[size] = counts.get(size, 0) + 1
+            kind = (s.transform, len(s.terms) + (1 if s.base else 0))
+            if counts.get(kind, 0) < per_kind:
+                counts[kind] = counts.get(kind, 0) + 1
                 out.append(s)
             if len(out) >= total:
                 break
@@ -362,8 +364,13 @@ class NemoEngine:
         D = self._design(s, X)[rows] * w[rows, None]
         t = t[rows] * w[rows]
         coef = np.linalg.lstsq(D, t, rcond=None)[0]
-        sse0 = float(np.sum((D @ coef - t) ** 2))
-        floor = 1e-18 * float(np.sum((t - t.mean()) ** 2)) + 1e-300
+        full = self._design(s, X)
+
+        def y_error(c: np.ndarray) -> float:
+            return nrmse_of(s.transform.inverse(full @ c, sign, X), y)
+
+        # A snap is judged on y itself: the fit of the transformed target is only a proxy.
+        err0 = y_error(coef)
         is_log = s.transform.name == "log(y)"
         nb = len(s.base)
         fixed: dict[int, tuple[float, Any]] = {}
@@ -380,8 +387,8 @@ class NemoEngine:
                 options = constants.candidates(float(value))
             for v, e in options:
                 trial = {**fixed, k: (v, e)}
-                coef_t, sse = refit(D, t, trial)
-                if sse <= sse0 * 1.03 + floor:
+                coef_t, _ = refit(D, t, trial)
+                if y_error(coef_t) <= err0 * 1.01 + 1e-9:
                     fixed, coef = trial, coef_t
                     break
         symbols = [sympy.Symbol(n) for n in names]
