@@ -65,6 +65,11 @@ class MiniLMEmbedder:
         return self._thread.submit(self._encode, texts).result()
 
     def count_tokens(self, texts: list[str]) -> int:
+        # On the encoder's thread too: a Hugging Face tokenizer used from two threads at once
+        # can fail ("Already borrowed").
+        return self._thread.submit(self._count_tokens, texts).result()
+
+    def _count_tokens(self, texts: list[str]) -> int:
         tokenizer = self._model.tokenizer
         limit = self._model.max_seq_length
         return sum(min(limit, len(tokenizer.encode(t))) for t in texts)
