@@ -212,3 +212,26 @@ def test_many_deletions_compact_the_index(client: TestClient, alice: dict) -> No
     r = client.post("/v1/rag/reindex", headers=alice)
     assert r.status_code == 200 and r.json()["chunks"] == 80
     assert search(client, alice, "volcano lava eruption", k=5)
+
+
+def test_concurrent_ingests_and_searches(client: TestClient, alice: dict, bob: dict) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def work(i: int) -> list[int]:
+        headers = alice if i % 2 else bob
+        codes = [
+            client.post(
+                "/v1/rag/documents", json={"text": f"Parallel note {i} on kites."}, headers=headers
+            ).status_code
+        ]
+        codes.append(
+            client.post("/v1/rag/search", json={"query": "kites"}, headers=headers).status_code
+        )
+        return codes
+
+    with ThreadPoolExecutor(6) as pool:
+        codes = [c for result in pool.map(work, range(12)) for c in result]
+    assert set(codes) <= {200, 201}
+    for headers in (alice, bob):
+        assert client.get("/v1/rag/documents", headers=headers).json()["total"] == 6
+        assert len(search(client, headers, "parallel note kites", k=20)) == 6
