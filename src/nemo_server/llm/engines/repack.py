@@ -1,7 +1,7 @@
-"""CPU repacking: a Q4_0 copy of a bundled model, written once into the data dir.
+"""CPU repacking: a Q4_0 copy of the bundled SmolLM2, written once into the data dir.
 
-The bundled files are Q4_1 (SmolLM2) and Q4_K_M (Gemma 3 270M). On the development CPU
-llama.cpp's matmul for those types costs as much per token in a batch as for one token alone,
+The bundled SmolLM2 file is Q4_1. On the development CPU llama.cpp's matmul for Q4_1 (and
+Q4_K, Q8_0) costs as much per token in a batch as for one token alone,
 so decoding 4 requests together is no faster than one after the other. Q4_0 (also 4-bit) has
 CPU kernels that do batch (llama.cpp repacks Q4_0 weights into interleaved blocks at load):
 measured in `benchmarks/llm_repack.py`, see docs/llm.md. Every matrix of the copy is
@@ -115,7 +115,7 @@ def ensure_repacked(source: Path, kind: str, directory: Path, llama_cpp: Any) ->
 
 
 def for_cpu(spec: ModelSpec, kind: str, directory: Path | None, llama_cpp: Any) -> ModelSpec:
-    """The spec to load on the CPU: a bundled model's `kind` copy, anything else unchanged."""
-    if kind == "none" or directory is None or spec.source != "bundled":
+    """The spec to load on the CPU: the `kind` copy of a model marked for it, else unchanged."""
+    if kind == "none" or directory is None or not spec.cpu_repack:
         return spec
     return replace(spec, path=ensure_repacked(spec.path, kind, directory, llama_cpp))
