@@ -32,6 +32,12 @@ class RagSettings(ServiceSettings):
     device: str = Field(
         default="auto", description="`auto` (CUDA when present, else CPU), `cpu` or `cuda[:N]`."
     )
+    query_threads: int = Field(
+        default=1, ge=1, le=64, description="CPU threads encoding a query (up to 4 texts)."
+    )
+    batch_threads: int | None = Field(
+        default=None, ge=1, le=256, description="CPU threads encoding batches (None: every core)."
+    )
     embedding_batch_size: int = Field(default=64, ge=1, le=1024, description="Encoder batch size.")
     max_embedding_inputs: int = Field(
         default=2048, ge=1, description="Most inputs one `/v1/embeddings` call may carry."

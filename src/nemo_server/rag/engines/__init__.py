@@ -34,6 +34,8 @@ def _minilm(settings: RagSettings) -> Embedder:
         device=settings.device,
         batch_size=settings.embedding_batch_size,
         name=settings.embedding_model_name,
+        query_threads=settings.query_threads,
+        batch_threads=settings.batch_threads,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -28,6 +29,8 @@ class MiniLMEmbedder:
         device: str = "auto",
         batch_size: int = 64,
         name: str = "all-MiniLM-L6-v2",
+        query_threads: int = 1,
+        batch_threads: int | None = None,
     ) -> None:
         from sentence_transformers import SentenceTransformer
 
@@ -38,6 +41,8 @@ class MiniLMEmbedder:
         self.device = resolve_device(device)
         self.name = name
         self.batch_size = batch_size
+        self.query_threads = query_threads
+        self.batch_threads = batch_threads or os.cpu_count() or 1
         self._model = SentenceTransformer(model_path, device=self.device)
         get_dim = (
             getattr(self._model, "get_embedding_dimension", None)
@@ -50,6 +55,13 @@ class MiniLMEmbedder:
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="minilm")
 
     def _encode(self, texts: list[str]) -> np.ndarray:
+        import torch
+
+        # A query or two gains nothing from more threads, and on a busy machine OpenMP
+        # threads waiting for each other make it many times slower; batches use them all.
+        wanted = self.query_threads if len(texts) <= 4 else self.batch_threads
+        if wanted and torch.get_num_threads() != wanted:
+            torch.set_num_threads(wanted)
         vectors = self._model.encode(
             texts,
             batch_size=self.batch_size,
