@@ -106,3 +106,13 @@ def test_the_setting_reaches_the_engine(settings: LlmSettings) -> None:
     assert manager.options().cpu_repack == "none"
     with pytest.raises(ValueError, match="cpu_repack"):
         LlmSettings(common=settings.common, cpu_repack="q2_k")  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_the_bundled_file_is_served_when_no_copy_can_be_written(tmp_path: Path) -> None:
+    from nemo_server.llm.engines.repack import for_cpu
+
+    spec = ModelCatalog(LlmSettings()).lookup("smollm2")
+    blocked = tmp_path / "not-a-dir"
+    blocked.write_text("a file where the copies' directory should be")
+    assert for_cpu(spec, "q4_0", blocked, engine._init_backend()) == spec

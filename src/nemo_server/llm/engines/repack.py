@@ -118,4 +118,8 @@ def for_cpu(spec: ModelSpec, kind: str, directory: Path | None, llama_cpp: Any) 
     """The spec to load on the CPU: the `kind` copy of a model marked for it, else unchanged."""
     if kind == "none" or directory is None or not spec.cpu_repack:
         return spec
-    return replace(spec, path=ensure_repacked(spec.path, kind, directory, llama_cpp))
+    try:
+        return replace(spec, path=ensure_repacked(spec.path, kind, directory, llama_cpp))
+    except (OSError, RuntimeError) as exc:  # e.g. a read-only or full data dir
+        log.warning("serving %s itself: its %s copy could not be made (%s)", spec.path, kind, exc)
+        return spec
