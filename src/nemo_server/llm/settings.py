@@ -38,10 +38,10 @@ class LlmSettings(ServiceSettings):
     )
     cpu_repack: Literal["q4_0", "none"] = Field(
         default="q4_0",
-        description="On the CPU, serve a bundled model from a copy re-quantized to this 4-bit "
-        "type, written once into `<data dir>/models/cpu-repack/` (Q4_0 decodes concurrent "
-        "requests in one batch far cheaper than the bundled Q4_1/Q4_K_M on CPUs; see "
-        "docs/llm.md). `none` serves the bundled files. Never used on a GPU.",
+        description="On the CPU, serve the bundled SmolLM2 from a copy re-quantized to this "
+        "4-bit type, written once into `<data dir>/models/cpu-repack/` (Q4_0 decodes concurrent "
+        "requests in one batch far cheaper than the bundled Q4_1, at a measured quality cost; "
+        "see docs/llm.md). `none` serves the bundled file. Never used on a GPU.",
     )
     parallel_slots: int = Field(
         default=4,
