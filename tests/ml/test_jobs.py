@@ -20,6 +20,7 @@ def _dataset(client: TestClient, headers: dict) -> str:
     )
     frame["y"] = 2 * frame["x"]
     frame["explode"] = 1.0
+    frame["bad name"] = 1.0
     return upload_frame(client, headers, frame)
 
 
@@ -91,6 +92,10 @@ def test_bad_requests_name_the_field(ml_settings, fake_client: TestClient, alice
     assert post("/v1/ml/automl", target="y", task="clustering") == (422, "task")
     assert post("/v1/ml/symbolic-regression", target="label") == (422, "target")
     assert post("/v1/ml/symbolic-regression", target="y", features=["label"]) == (422, "features")
+    assert post("/v1/ml/symbolic-regression", target="y", features=["x", "bad name"]) == (
+        422,
+        "features",
+    )
     assert post("/v1/ml/causal", treatment="x", outcome="nope") == (422, "outcome")
     assert post("/v1/ml/causal", treatment="x", outcome="y", confounders=["q"]) == (
         422,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import keyword
 import uuid
 from collections import OrderedDict
 from pathlib import Path
@@ -153,6 +154,20 @@ class MLService:
         check_columns(row, [req.target], "target")
         check_columns(row, [req.target], "target", numeric=True)
         features = self._features(row, req.target, req.features, numeric=True)
+        if req.features is None:  # by default, columns a formula cannot name are left out
+            features = [f for f in features if f.isidentifier() and not keyword.iskeyword(f)]
+            if not features:
+                raise Unprocessable(
+                    "features: no numeric column has a name a formula can use", param="features"
+                )
+        for param, names in (("target", [req.target]), ("features", features)):
+            bad = [n for n in names if not n.isidentifier() or keyword.iskeyword(n)]
+            if bad:  # formulas must parse back with sympy over the column names
+                raise Unprocessable(
+                    f"{param}: column {bad[0]!r} is not a valid formula name; rename it "
+                    "(letters, digits and _)",
+                    param=param,
+                )
         engine = req.engine or self.settings.symbolic_engine
         request = req.model_dump() | {
             "features": features,
