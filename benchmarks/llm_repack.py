@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -260,6 +261,7 @@ def main() -> None:
         }
     )
     print(json.dumps(out))
+    shutil.rmtree(work, ignore_errors=True)  # model copies and logs; kept when a run fails
 
 
 if __name__ == "__main__":

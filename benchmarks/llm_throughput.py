@@ -19,6 +19,7 @@ import asyncio
 import importlib.util
 import json
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -340,6 +341,7 @@ def main() -> None:
         out["bandwidth_gb_s"] = round(bandwidth / 1e9, 1)
         out["bandwidth_bound_fraction"] = round(model_bytes * med["direct"]["tps"] / bandwidth, 3)
     print(json.dumps(out))
+    shutil.rmtree(work, ignore_errors=True)  # model copies and logs; kept when a run fails
 
 
 if __name__ == "__main__":
