@@ -111,7 +111,7 @@ def _json_document(doc: DocumentIn, where: str = "") -> tuple[Parsed, IngestOpti
 async def ingest_batch(
     body: DocumentBatchIn, service: Service, principal: Caller
 ) -> dict[str, Any]:
-    """Ingest up to 1000 JSON documents at once (one encoder pass; what `nemo ingest` uses)."""
+    """Ingest up to 1000 JSON documents at once, with one encoder pass for all their chunks."""
     items = [_json_document(d, f"documents.{i}.") for i, d in enumerate(body.documents)]
     for i, (parsed, _) in enumerate(items):
         if not any(b.text.strip() for b in parsed.blocks):
