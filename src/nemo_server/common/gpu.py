@@ -27,16 +27,8 @@ import httpx
 
 from nemo_server.common.auth import SYSTEM_PRINCIPAL, InternalTokenCodec
 from nemo_server.common.errors import NemoError, ServiceUnavailable, error_for_status
-from nemo_server.common.gpu_state import (
-    LeaseBackend,
-    LeaseLost,
-    MemoryLeaseBackend,
-    OverBudget,
-    Priority,
-    StateConfig,
-    UnknownLease,
-    wait_view,
-)
+from nemo_server.common.gpu_backend import LeaseBackend, MemoryLeaseBackend, wait_view
+from nemo_server.common.gpu_state import LeaseLost, OverBudget, Priority, StateConfig, UnknownLease
 from nemo_server.common.settings import CommonSettings
 
 __all__ = [

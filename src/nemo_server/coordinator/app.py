@@ -9,7 +9,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from nemo_server.common.app import create_service_app
-from nemo_server.common.gpu_state import LeaseBackend, StateConfig
+from nemo_server.common.gpu_backend import LeaseBackend
+from nemo_server.common.gpu_state import StateConfig
 from nemo_server.coordinator.backends import backend_name, build_backend
 from nemo_server.coordinator.budget import Budget, resolve_budget
 from nemo_server.coordinator.metrics import CoordinatorMetrics

@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from nemo_server.common.errors import NemoError
-from nemo_server.common.gpu_state import LeaseBackend, LeaseLost, wait_view
+from nemo_server.common.gpu_backend import LeaseBackend, wait_view
+from nemo_server.common.gpu_state import LeaseLost
 from nemo_server.coordinator.budget import Budget
 from nemo_server.coordinator.metrics import CoordinatorMetrics
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from nemo_server.common.gpu_state import EventSink, LeaseBackend, StateConfig
+from nemo_server.common.gpu_backend import EventSink, LeaseBackend
+from nemo_server.common.gpu_state import StateConfig
 from nemo_server.coordinator.settings import CoordinatorSettings
 
 BackendBuilder = Callable[[CoordinatorSettings, StateConfig, EventSink | None], LeaseBackend]

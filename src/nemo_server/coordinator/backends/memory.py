@@ -17,7 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from nemo_server.common.gpu_state import EventSink, MemoryLeaseBackend, StateConfig
+from nemo_server.common.gpu_backend import EventSink, MemoryLeaseBackend
+from nemo_server.common.gpu_state import StateConfig
 
 log = logging.getLogger("nemo.coordinator.memory")
 

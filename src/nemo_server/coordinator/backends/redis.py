@@ -27,7 +27,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from nemo_server.common.errors import NemoError, ServiceUnavailable
-from nemo_server.common.gpu_state import EventSink, LeaseState, StateConfig, with_now
+from nemo_server.common.gpu_backend import EventSink
+from nemo_server.common.gpu_state import LeaseState, StateConfig, with_now
 
 log = logging.getLogger("nemo.coordinator.redis")
 
