@@ -206,8 +206,12 @@ class TranscriptStore:
             )
 
     def set_job(self, job_id: str, **fields: Any) -> None:
+        statement = update(Job).where(Job.id == job_id)
+        if fields.get("status") not in (None, "cancelled"):
+            # The runner never flips a job the user cancelled meanwhile back to running.
+            statement = statement.where(Job.status != "cancelled")
         with self.db.session() as s:
-            s.execute(update(Job).where(Job.id == job_id).values(updated_at=now(), **fields))
+            s.execute(statement.values(updated_at=now(), **fields))
 
     def checkpoint(
         self,
