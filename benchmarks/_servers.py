@@ -39,3 +39,23 @@ def start(args: list[str], env: dict[str, str], url: str, log: Path) -> subproce
 
 def python() -> str:
     return sys.executable
+
+
+ADMIN_PASSWORD = "bench-admin-password"
+
+
+def gateway_env(work: Path, service_urls: dict[str, str]) -> dict[str, str]:
+    """Environment of a benchmark platform in `work`: a known admin password, the given service
+    URLs, and a rate limit too high to get in the way of the measurement."""
+    import json
+
+    (work / "secrets").mkdir(exist_ok=True)
+    (work / "secrets" / "admin_password").write_text(ADMIN_PASSWORD)
+    return {
+        "NEMO_DATA_DIR": str(work / "data"),
+        "NEMO_SECRETS_DIR": str(work / "secrets"),
+        "NEMO_SERVICE_URLS": json.dumps(service_urls),
+        "NEMO_GATEWAY_RATE_LIMIT_PER_MINUTE": "100000000",
+        "NEMO_GATEWAY_RATE_LIMIT_BURST": "1000000",
+        "NEMO_LOG_LEVEL": "WARNING",
+    }

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from _servers import free_port, python, start
+from _servers import ADMIN_PASSWORD, free_port, gateway_env, python, start
 
 UPSTREAM = """
 from nemo_server.common.app import create_service_app, service_router
@@ -86,16 +86,9 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="nemo-bench-"))
     (work / "upstream_app.py").write_text(UPSTREAM)
-    (work / "secrets").mkdir()
-    (work / "secrets" / "admin_password").write_text("bench-admin-password")
     up_port, gw_port = free_port(), free_port()
     env = {
-        "NEMO_DATA_DIR": str(work / "data"),
-        "NEMO_SECRETS_DIR": str(work / "secrets"),
-        "NEMO_SERVICE_URLS": json.dumps({"llm": f"http://127.0.0.1:{up_port}"}),
-        "NEMO_GATEWAY_RATE_LIMIT_PER_MINUTE": "100000000",
-        "NEMO_GATEWAY_RATE_LIMIT_BURST": "1000000",
-        "NEMO_LOG_LEVEL": "WARNING",
+        **gateway_env(work, {"llm": f"http://127.0.0.1:{up_port}"}),
         "PYTHONPATH": str(work),
     }
     uvicorn_args = ["--host", "127.0.0.1", "--log-level", "warning", "--no-access-log"]
@@ -132,7 +125,7 @@ def main() -> None:
     try:
         gw = f"http://127.0.0.1:{gw_port}"
         token = httpx.post(
-            f"{gw}/v1/auth/token", data={"username": "admin", "password": "bench-admin-password"}
+            f"{gw}/v1/auth/token", data={"username": "admin", "password": ADMIN_PASSWORD}
         )
         token.raise_for_status()
         key = httpx.post(

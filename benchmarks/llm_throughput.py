@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 
-from _servers import free_port, python, start
+from _servers import ADMIN_PASSWORD, free_port, gateway_env, python, start
 
 PROMPTS = [
     "Write a long story about a lighthouse keeper and a storm.",
@@ -174,19 +174,12 @@ def main() -> None:
     import llama_cpp
 
     work = Path(tempfile.mkdtemp(prefix="nemo-llm-bench-"))
-    (work / "secrets").mkdir()
-    (work / "secrets" / "admin_password").write_text("bench-admin-password")
     llm_port, gw_port = free_port(), free_port()
     env = {
-        "NEMO_DATA_DIR": str(work / "data"),
-        "NEMO_SECRETS_DIR": str(work / "secrets"),
-        "NEMO_SERVICE_URLS": json.dumps({"llm": f"http://127.0.0.1:{llm_port}"}),
-        "NEMO_GATEWAY_RATE_LIMIT_PER_MINUTE": "100000000",
-        "NEMO_GATEWAY_RATE_LIMIT_BURST": "1000000",
+        **gateway_env(work, {"llm": f"http://127.0.0.1:{llm_port}"}),
         "NEMO_LLM_THREADS": str(args.threads),
         "NEMO_LLM_PARALLEL_SLOTS": str(max(4, args.concurrency)),
         "NEMO_LLM_CONTEXT_PER_SLOT": "1024",
-        "NEMO_LOG_LEVEL": "WARNING",
     }
     if args.repack is not None:
         env["NEMO_LLM_CPU_REPACK"] = args.repack
@@ -231,7 +224,7 @@ def main() -> None:
             )
             token = httpx.post(
                 f"{gw}/v1/auth/token",
-                data={"username": "admin", "password": "bench-admin-password"},
+                data={"username": "admin", "password": ADMIN_PASSWORD},
             )
             token.raise_for_status()
             key = httpx.post(
