@@ -11,10 +11,10 @@ from fastapi import FastAPI
 from nemo_server.common.app import create_service_app
 from nemo_server.common.auth import InternalTokenCodec
 from nemo_server.common.db import Database, open_service_database
+from nemo_server.gateway import admin_routes, proxy_routes, routes
 from nemo_server.gateway.deps import Gate
 from nemo_server.gateway.proxy import Proxy
 from nemo_server.gateway.ratelimit import RateLimiter, build_limiter
-from nemo_server.gateway.routes import admin, auth, proxy
 from nemo_server.gateway.service import AuthService
 from nemo_server.gateway.settings import GatewaySettings
 from nemo_server.gateway.tokens import TokenCodec
@@ -91,10 +91,10 @@ def create_app(
     app = create_service_app(
         "gateway",
         settings,
-        routers=[auth.router, admin.router],
+        routers=[routes.router, admin_routes.router],
         lifespan=lifespan,
         internal_auth=False,
         title="Nemo Server",
     )
-    app.router.routes.extend(proxy.routes)
+    app.router.routes.extend(proxy_routes.routes)
     return app

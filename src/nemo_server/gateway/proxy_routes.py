@@ -12,7 +12,7 @@ from nemo_server.common.errors import Forbidden, NemoError, NotFound
 from nemo_server.gateway.deps import gate
 from nemo_server.gateway.proxy import ADMIN_ONLY, Proxy, owner_of
 
-_STATIC = Path(__file__).resolve().parent.parent / "static"
+_STATIC = Path(__file__).resolve().parent / "static"
 _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 

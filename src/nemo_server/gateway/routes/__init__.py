@@ -1,1 +1,0 @@
-"""Routers of the gateway: its own endpoints, then the proxy to every service."""
