@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -11,11 +10,9 @@ from pathlib import Path
 
 import httpx
 
+from nemo_server.common.testing import free_port
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+__all__ = ["free_port"]
 
 
 def start(args: list[str], env: dict[str, str], url: str, log: Path) -> subprocess.Popen[bytes]:

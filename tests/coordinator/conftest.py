@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,45 +16,13 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from nemo_server.common.settings import CommonSettings
+from nemo_server.common.testing import ServerThread
 from nemo_server.coordinator.app import create_app
 from nemo_server.coordinator.settings import CoordinatorSettings
 
 HERE = Path(__file__).parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class ThreadServer:
-    """A coordinator app served by uvicorn in a thread (real HTTP, same process)."""
-
-    def __init__(self, settings: CoordinatorSettings) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            create_app(settings), host="127.0.0.1", port=self.port, log_level="warning"
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> ThreadServer:
-        self.thread.start()
-        deadline = time.monotonic() + 15
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("coordinator did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 @pytest.fixture
@@ -71,8 +38,8 @@ def coordinator_settings(common_settings: CommonSettings) -> CoordinatorSettings
 
 
 @pytest.fixture
-def thread_server(coordinator_settings: CoordinatorSettings) -> Iterator[ThreadServer]:
-    with ThreadServer(coordinator_settings) as server:
+def thread_server(coordinator_settings: CoordinatorSettings) -> Iterator[ServerThread]:
+    with ServerThread(create_app(coordinator_settings)) as server:
         yield server
 
 

@@ -15,9 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
-from nemo_server.common.testing import internal_headers
+from nemo_server.common.testing import free_port, internal_headers
 
-from .conftest import Cluster, free_port, read_events
+from .conftest import Cluster, read_events
 
 pytestmark = pytest.mark.integration
 

@@ -10,14 +10,12 @@ import pytest
 
 from nemo_server.common.errors import Conflict, ServiceUnavailable
 from nemo_server.common.gpu import HttpLeaseClient, Lease, LeaseLost, Priority, run_preemptible
-from nemo_server.common.testing import internal_headers
+from nemo_server.common.testing import ServerThread, free_port, internal_headers
 from nemo_server.coordinator.settings import CoordinatorSettings
-
-from .conftest import ThreadServer, free_port
 
 
 async def test_http_client_leases_preempts_and_resumes(
-    thread_server: ThreadServer, coordinator_settings: CoordinatorSettings
+    thread_server: ServerThread, coordinator_settings: CoordinatorSettings
 ) -> None:
     client = HttpLeaseClient(thread_server.url, _codec(coordinator_settings))
     done: list[int] = []
@@ -40,7 +38,7 @@ async def test_http_client_leases_preempts_and_resumes(
 
 
 async def test_event_stream_pushes_preemption_to_the_holder(
-    thread_server: ThreadServer, coordinator_settings: CoordinatorSettings
+    thread_server: ServerThread, coordinator_settings: CoordinatorSettings
 ) -> None:
     headers = internal_headers(coordinator_settings.common)
     async with httpx.AsyncClient(base_url=thread_server.url, headers=headers) as http:
@@ -63,7 +61,7 @@ async def test_event_stream_pushes_preemption_to_the_holder(
 
 
 async def test_revoked_holder_learns_it_lost_the_lease(
-    thread_server: ThreadServer, coordinator_settings: CoordinatorSettings
+    thread_server: ServerThread, coordinator_settings: CoordinatorSettings
 ) -> None:
     client = HttpLeaseClient(thread_server.url, _codec(coordinator_settings))
     lease = await client.acquire("bg", priority="background", vram_mb=800, ttl_s=3)
@@ -91,7 +89,7 @@ def _codec(settings: CoordinatorSettings):  # type: ignore[no-untyped-def]
 
 
 async def test_waiting_request_can_follow_its_grant_on_the_event_stream(
-    thread_server: ThreadServer, coordinator_settings: CoordinatorSettings
+    thread_server: ServerThread, coordinator_settings: CoordinatorSettings
 ) -> None:
     headers = internal_headers(coordinator_settings.common)
     async with httpx.AsyncClient(base_url=thread_server.url, headers=headers) as http:

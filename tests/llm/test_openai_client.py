@@ -5,7 +5,6 @@ uvicorn in threads, real SmolLM2), authenticated with an API key as any OpenAI c
 from __future__ import annotations
 
 import json
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,12 +29,6 @@ def _cancelled(http: httpx.Client) -> float:
         if line.startswith('nemo_llm_generations_total{finish_reason="cancelled",model="smollm2"}'):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
