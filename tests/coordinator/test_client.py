@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -160,3 +161,28 @@ async def test_job_survives_a_coordinator_that_is_briefly_unreachable() -> None:
     failures[0] = 100
     with pytest.raises(ServiceUnavailable):
         await run_preemptible(client, "bg", unit, vram_mb=100, unavailable_retry_s=0.6)
+
+
+async def test_a_waiting_request_and_a_held_lease_do_not_poll_each_other_busily() -> None:
+    """Two long polls (a held lease's heartbeat, a queued request) once woke each other on
+    every re-read: a busy loop that took a whole CPU core away from the work being waited for."""
+    client = LocalLeaseClient(budget_mb=1000)
+    backend = client.backend
+    reads = 0
+    for name in ("get", "validate"):
+        original = getattr(backend, name)
+
+        async def counted(*args: Any, _original: Any = original) -> Any:
+            nonlocal reads
+            reads += 1
+            return await _original(*args)
+
+        setattr(backend, name, counted)
+    fg = await client.acquire("fg", priority=Priority.FOREGROUND, vram_mb=500)
+    waiter = asyncio.create_task(client.acquire("bg", priority=Priority.BACKGROUND, vram_mb=800))
+    await asyncio.sleep(1.0)
+    assert not waiter.done()
+    # each long poll re-reads only on a change or every poll_s (0.25 s): a handful, not thousands
+    assert reads < 40, reads
+    await fg.release()
+    await (await asyncio.wait_for(waiter, timeout=5)).release()

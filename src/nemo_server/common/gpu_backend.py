@@ -74,7 +74,14 @@ class MemoryLeaseBackend:
     def budget_mb(self) -> int:
         return self.state.config.budget_mb
 
-    def _apply(self, op: Callable[..., Any], *args: Any) -> Any:
+    def _apply(self, op: Callable[..., Any], *args: Any, writes: bool = False) -> Any:
+        """Apply one operation; wake long polls if it may have changed what they wait for.
+
+        Reads (`get`, `validate`, `status`, `tick`) wake them only when time made something
+        happen (a grant, a pre-emption request, an end). Waking them on every read made two
+        long polls wake each other forever (each one's re-read woke the other): a busy loop
+        that took a whole core while one lease was held and another request waited.
+        """
         with self._lock:
             now = self.clock()
             before = len(self.state.events)
@@ -86,7 +93,8 @@ class MemoryLeaseBackend:
         if self.on_event is not None:
             for kind, view in events:
                 self.on_event(kind, view)
-        self._notify()
+        if writes or events:
+            self._notify()
         return with_now(result, now) if isinstance(result, dict) and "id" in result else result
 
     def _notify(self) -> None:
@@ -100,22 +108,22 @@ class MemoryLeaseBackend:
     async def acquire(
         self, holder: str, priority: str, vram_mb: int, ttl_s: float
     ) -> dict[str, Any]:
-        return self._apply(self.state.acquire, holder, priority, vram_mb, ttl_s)
+        return self._apply(self.state.acquire, holder, priority, vram_mb, ttl_s, writes=True)
 
     async def get(self, lease_id: str) -> dict[str, Any]:
         return self._apply(self.state.get, lease_id)
 
     async def heartbeat(self, lease_id: str, token: int) -> dict[str, Any]:
-        return self._apply(self.state.heartbeat, lease_id, token)
+        return self._apply(self.state.heartbeat, lease_id, token, writes=True)
 
     async def validate(self, lease_id: str, token: int) -> dict[str, Any]:
         return self._apply(self.state.validate, lease_id, token)
 
     async def release(self, lease_id: str, token: int) -> dict[str, Any]:
-        return self._apply(self.state.release, lease_id, token)
+        return self._apply(self.state.release, lease_id, token, writes=True)
 
     async def cancel(self, lease_id: str) -> dict[str, Any]:
-        return self._apply(self.state.cancel, lease_id)
+        return self._apply(self.state.cancel, lease_id, writes=True)
 
     async def tick(self) -> None:
         self._apply(self.state.tick)
