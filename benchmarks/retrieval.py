@@ -184,6 +184,7 @@ def latency(
     from nemo_server.common.testing import ALICE
     from nemo_server.rag.bm25 import tokenize
     from nemo_server.rag.chunking import ChunkDraft
+    from nemo_server.rag.query_embedding import embed_query
     from nemo_server.rag.store import NewDocument
 
     corpus, queries, _ = load_cisi(folder)
@@ -282,7 +283,8 @@ def latency(
                 "search_http_hybrid": http("hybrid"),
                 "search_http_dense": http("dense"),
                 "search_http_lexical": http("lexical"),
-                "query_encode": lambda q: embedder.encode([q]),
+                "query_encode": lambda q: embed_query(embedder, q),
+                "query_encode_sentence_transformers": lambda q: embedder._model.encode([q]),
                 "index_hybrid_no_encode": index_only,
                 "baseline_bruteforce_no_encode": brute,
             }
@@ -314,14 +316,24 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=100_000, help="chunks for the latency run")
     parser.add_argument("--queries", type=int, default=300, help="queries timed per variant")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--query-engine", choices=["onnx", "torch"], default="onnx")
     parser.add_argument("--skip", choices=["quality", "latency"], action="append", default=[])
     args = parser.parse_args()
     from nemo_server.rag.engines.minilm import MiniLMEmbedder
 
-    embedder = MiniLMEmbedder(device=args.device)
+    with tempfile.TemporaryDirectory() as tmp:
+        embedder = MiniLMEmbedder(
+            device=args.device,
+            onnx_cache_dir=Path(tmp) / "onnx" if args.query_engine == "onnx" else None,
+        )
+        run(args, embedder)
+
+
+def run(args: argparse.Namespace, embedder: Any) -> None:
     result: dict[str, Any] = {
         "benchmark": "rag-retrieval",
         "device": embedder.device,
+        "query_engine": embedder.query_backend,
         "cpus": os.cpu_count(),
         "loadavg_start": os.getloadavg()[0],
     }

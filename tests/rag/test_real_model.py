@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -34,8 +35,9 @@ FILLER = [
 
 
 @pytest.fixture(scope="module")
-def embedder() -> MiniLMEmbedder:
-    return MiniLMEmbedder(device="cpu")
+def embedder(tmp_path_factory: pytest.TempPathFactory) -> MiniLMEmbedder:
+    # As the service runs it: queries through the ONNX Runtime export, batches through torch.
+    return MiniLMEmbedder(device="cpu", onnx_cache_dir=tmp_path_factory.mktemp("onnx"))
 
 
 @pytest.fixture
@@ -130,3 +132,24 @@ def test_semantic_search_finds_a_paraphrase_that_bm25_misses(
     assert lexical.json()["results"] == []
     hybrid = real_client.post("/v1/rag/search", json={"query": query, "k": 1}, headers=headers)
     assert "train to Lyon" in hybrid.json()["results"][0]["text"]
+
+
+def test_queries_run_on_onnx_with_the_torch_vectors_and_the_export_is_kept(
+    embedder: MiniLMEmbedder, tmp_path: Path
+) -> None:
+    assert embedder.query_backend == "onnx"
+    queries = [BOB_CANARY, "budget meeting", PARAPHRASE[ALICE.user_id]]
+    torch_vectors = embedder._model.encode(queries, normalize_embeddings=True)
+    assert np.min(np.sum(embedder.encode(queries) * torch_vectors, axis=1)) > 0.999
+
+    first = MiniLMEmbedder(device="cpu", onnx_cache_dir=tmp_path)
+    [exported] = tmp_path.glob("*.onnx")
+    stamp = exported.stat().st_mtime_ns
+    again = MiniLMEmbedder(device="cpu", onnx_cache_dir=tmp_path)  # a restart reuses the file
+    assert (first.query_backend, again.query_backend) == ("onnx", "onnx")
+    assert exported.stat().st_mtime_ns == stamp
+
+    exported.write_bytes(b"truncated by a crash")  # a damaged file is exported again
+    healed = MiniLMEmbedder(device="cpu", onnx_cache_dir=tmp_path)
+    assert healed.query_backend == "onnx"
+    assert np.min(np.sum(healed.encode(queries) * torch_vectors, axis=1)) > 0.999

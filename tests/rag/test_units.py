@@ -8,11 +8,13 @@ import pytest
 from nemo_server.common.errors import BadRequest, UnsupportedMediaType
 from nemo_server.rag.bm25 import Bm25Index, tokenize
 from nemo_server.rag.chunking import chunk_document, chunk_transcript, split_long
+from nemo_server.rag.engines.fake import HashEmbedder
 from nemo_server.rag.fusion import rrf
 from nemo_server.rag.parsing.blocks import ParseError
 from nemo_server.rag.parsing.detect import DOCX, detect
 from nemo_server.rag.parsing.sandbox import parse_in_sandbox
 from nemo_server.rag.parsing.text import parse_markdown, parse_transcript
+from nemo_server.rag.query_embedding import MAX_SENTENCES, embed_query, query_sentences
 from tests.rag.factory import make_bomb_pdf, make_docx, make_pdf
 
 
@@ -98,3 +100,20 @@ async def test_parser_runs_under_a_time_limit() -> None:
         await parse_in_sandbox(
             "pdf", make_pdf(["a long enough text"]), timeout_s=20, memory_mb=1024, max_chars=10
         )
+
+
+def test_a_query_of_several_sentences_is_the_mean_of_their_embeddings() -> None:
+    embedder = HashEmbedder()
+    query = "What is information science? Give definitions where possible."
+    assert query_sentences(query) == [
+        "What is information science?",
+        "Give definitions where possible.",
+    ]
+    parts = embedder.encode(query_sentences(query))
+    expected = parts.mean(axis=0) / np.linalg.norm(parts.mean(axis=0))
+    assert np.allclose(embed_query(embedder, query), expected, atol=1e-6)
+    single = "Where is the ledger hidden"
+    assert np.allclose(embed_query(embedder, single), embedder.encode([single])[0], atol=1e-6)
+    many = " ".join(f"Sentence number {i} ends here." for i in range(20))
+    assert len(query_sentences(many)) == MAX_SENTENCES  # the tail folds into the last piece
+    assert query_sentences(many)[-1].endswith("19 ends here.")

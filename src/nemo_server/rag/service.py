@@ -31,6 +31,7 @@ from nemo_server.rag.llm_client import LlmClient
 from nemo_server.rag.memory import Filters, MemoryIndexes
 from nemo_server.rag.models import Chunk
 from nemo_server.rag.presenters import citation, document_out
+from nemo_server.rag.query_embedding import embed_query
 from nemo_server.rag.schemas import DocumentOut, SearchHit, SearchRequest
 from nemo_server.rag.settings import RagSettings
 from nemo_server.rag.store import IndexRow, NewDocument, RagStore, date_ts, embed_text
@@ -287,7 +288,7 @@ class RagService:
         """The query's embedding; recent ones are reused (encoding dominates search time)."""
         vector = self._query_vectors.get(query)
         if vector is None:
-            vector = self.embedder.encode([query])[0]
+            vector = embed_query(self.embedder, query)
             with self._query_lock:
                 self._query_vectors[query] = vector
                 while len(self._query_vectors) > 1024:

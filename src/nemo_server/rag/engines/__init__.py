@@ -36,6 +36,9 @@ def _minilm(settings: RagSettings) -> Embedder:
         name=settings.embedding_model_name,
         query_threads=settings.query_threads,
         batch_threads=settings.batch_threads,
+        onnx_cache_dir=(
+            settings.common.data_dir / "rag" / "onnx" if settings.query_engine == "onnx" else None
+        ),
     )
 
 

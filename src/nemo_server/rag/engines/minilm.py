@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from nemo_server.rag.engines.onnx_query import OnnxQueryEncoder
+
+log = logging.getLogger("nemo.rag.minilm")
+
+# Up to this many texts go through the query path (ONNX Runtime on one thread when enabled).
+QUERY_TEXTS = 8
 
 
 def resolve_device(device: str) -> str:
@@ -31,7 +42,9 @@ class MiniLMEmbedder:
         name: str = "all-MiniLM-L6-v2",
         query_threads: int = 1,
         batch_threads: int | None = None,
+        onnx_cache_dir: Path | None = None,
     ) -> None:
+        """`onnx_cache_dir`: where the ONNX query encoder is exported (None: queries use torch)."""
         from sentence_transformers import SentenceTransformer
 
         if model_path is None:
@@ -53,13 +66,30 @@ class MiniLMEmbedder:
         # calling thread, so calls from many request threads would each start (and spin) a
         # team of their own; and torch already uses every core for one batch.
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="minilm")
+        self._query: OnnxQueryEncoder | None = None
+        if onnx_cache_dir is not None and self.device == "cpu":
+            self._query = self._thread.submit(
+                self._build_query_encoder, Path(model_path), onnx_cache_dir
+            ).result()
+        self.query_backend = "onnx" if self._query is not None else "torch"
+
+    def _build_query_encoder(self, model_dir: Path, cache_dir: Path) -> OnnxQueryEncoder | None:
+        try:
+            from nemo_server.rag.engines.onnx_query import OnnxQueryEncoder
+
+            return OnnxQueryEncoder.build(self._model, model_dir, cache_dir, self.query_threads)
+        except Exception as exc:  # missing onnx/onnxruntime, or a graph that does not match
+            log.warning("queries stay on torch: %s", exc)
+            return None
 
     def _encode(self, texts: list[str]) -> np.ndarray:
+        if self._query is not None and len(texts) <= QUERY_TEXTS:
+            return self._query.encode(texts)
         import torch
 
         # A query or two gains nothing from more threads, and on a busy machine OpenMP
         # threads waiting for each other make it many times slower; batches use them all.
-        wanted = self.query_threads if len(texts) <= 4 else self.batch_threads
+        wanted = self.query_threads if len(texts) <= QUERY_TEXTS else self.batch_threads
         if wanted and torch.get_num_threads() != wanted:
             torch.set_num_threads(wanted)
         vectors = self._model.encode(
