@@ -186,3 +186,19 @@ async def test_a_waiting_request_and_a_held_lease_do_not_poll_each_other_busily(
     assert reads < 40, reads
     await fg.release()
     await (await asyncio.wait_for(waiter, timeout=5)).release()
+
+
+async def test_a_request_cancelled_while_it_waits_is_withdrawn_not_granted_later() -> None:
+    """A job cancelled while it waited for the GPU once left its request behind: granted later,
+    it held the VRAM, unused, until its TTL ran out."""
+    client = LocalLeaseClient(budget_mb=1000, linger_s=0)
+    fg = await client.acquire("fg", priority=Priority.FOREGROUND, vram_mb=500)
+    waiter = asyncio.create_task(client.acquire("bg", priority=Priority.BACKGROUND, vram_mb=800))
+    await asyncio.sleep(0.1)
+    assert [q["holder"] for q in (await client.backend.status())["queue"]] == ["bg"]
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    await fg.release()
+    status = await client.backend.status()
+    assert status["queue"] == [] and status["used_mb"] == 0

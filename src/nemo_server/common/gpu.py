@@ -203,7 +203,9 @@ class LeaseClient:
 
         while True:
             sent = time.monotonic()
-            view = await self.transport.acquire(holder, str(priority), vram_mb, ttl_s, wait_s())
+            view = await _withdrawn_if_cancelled(
+                self.transport, self.transport.acquire(holder, str(priority), vram_mb, ttl_s, 0.0)
+            )
             try:
                 while view["state"] == "waiting":
                     if deadline is not None and time.monotonic() >= deadline:
@@ -257,6 +259,27 @@ class LeaseClient:
         close = getattr(self.transport, "aclose", None)
         if close is not None:
             await close()
+
+
+async def _withdrawn_if_cancelled(
+    transport: LeaseTransport, request: Awaitable[dict[str, Any]]
+) -> dict[str, Any]:
+    """Send a lease request that a cancellation cannot orphan.
+
+    Until its answer comes, the caller does not know the request's id, so it could not withdraw
+    it: a task cancelled then (a job cancelled while it waited for the GPU) left a request that
+    was granted later and held the VRAM, unused, until its TTL ran out. So the request asks not
+    to be held (`wait_s` 0: one round trip; the long poll comes after, with the id known), a
+    cancellation waits for its answer, withdraws it and is then re-raised.
+    """
+    sent = asyncio.ensure_future(request)
+    try:
+        return await asyncio.shield(sent)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            view = await sent
+            await transport.cancel(view["id"])
+        raise
 
 
 class _BackendTransport:
