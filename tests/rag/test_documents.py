@@ -141,6 +141,25 @@ def test_batch_ingest_and_listing(client: TestClient, alice: dict) -> None:
     assert r.status_code == 201 and len(r.json()["data"]) == 5
     page = client.get("/v1/rag/documents?limit=2&offset=1", headers=alice).json()
     assert page["total"] == 5 and len(page["data"]) == 2
+    # Every document of a batch is searchable at once (one transaction, one index update).
+    assert {h["title"] for h in search(client, alice, "note number 3 topic 3")} >= {"n3"}
+
+
+def test_a_batch_repeating_a_document_stores_it_once(client: TestClient, alice: dict) -> None:
+    ingest(client, alice, text="Already stored: the boiler is serviced in May.")
+    docs = [
+        {"text": "The roof was repaired in June.", "title": "roof"},
+        {"text": "Already stored: the boiler is serviced in May.", "title": "old"},
+        {"text": "The garden fence is painted green.", "title": "fence"},
+        {"text": "The garden fence is painted green.", "title": "fence again"},
+    ]
+    r = client.post("/v1/rag/documents/batch", json={"documents": docs}, headers=alice)
+    assert r.status_code == 201
+    out = r.json()["data"]
+    assert [d["deduplicated"] for d in out] == [False, True, False, True]
+    assert out[3]["id"] == out[2]["id"]
+    assert client.get("/v1/rag/documents", headers=alice).json()["total"] == 3
+    assert [h["title"] for h in search(client, alice, "garden fence painted")][:1] == ["fence"]
 
 
 def test_delete_removes_chunks_vectors_and_cached_results(client: TestClient, alice: dict) -> None:

@@ -29,7 +29,7 @@ from nemo_server.rag.engines import Embedder
 from nemo_server.rag.ingest import Parsed
 from nemo_server.rag.llm_client import LlmClient
 from nemo_server.rag.memory import Filters, MemoryIndexes
-from nemo_server.rag.models import Chunk
+from nemo_server.rag.models import Chunk, Document
 from nemo_server.rag.presenters import citation, document_out
 from nemo_server.rag.query_embedding import embed_query
 from nemo_server.rag.schemas import DocumentOut, SearchHit, SearchRequest
@@ -99,16 +99,17 @@ class RagService:
         prepared = [self._prepare(user_id, parsed, opts) for parsed, opts in items]
         texts = [d.embed_text for p in prepared if isinstance(p, _Prepared) for d in p.drafts]
         vectors = self.embedder.encode(texts)
-        out: list[DocumentOut] = []
+        fresh: list[tuple[_Prepared, Any]] = []
         offset = 0
         for p in prepared:
-            if isinstance(p, DocumentOut):
-                out.append(p)
-                continue
-            n = len(p.drafts)
-            out.append(self._store(user_id, p, vectors[offset : offset + n]))
-            offset += n
-        return out
+            if isinstance(p, _Prepared):
+                fresh.append((p, vectors[offset : offset + len(p.drafts)]))
+                offset += len(p.drafts)
+        stored = self._store_many(user_id, fresh) if len(fresh) > 1 else None
+        if stored is None:  # one document, or a batch that raced a duplicate: one at a time
+            stored = [self._store(user_id, p, v) for p, v in fresh]
+        done = iter(stored)
+        return [p if isinstance(p, DocumentOut) else next(done) for p in prepared]
 
     def _prepare(
         self, user_id: str, parsed: Parsed, opts: IngestOptions
@@ -149,23 +150,26 @@ class RagService:
         doc, chunks, generation = self.store.insert(p.new, p.drafts, vectors)
         if generation is None:
             return document_out(doc, deduplicated=True)
-        when = date_ts(doc.doc_date or doc.created_at)
-        rows = [
-            IndexRow(
-                c.id,
-                doc.id,
-                doc.collection,
-                doc.source,
-                when,
-                tuple(d.speakers),
-                embed_text(c),
-                vectors[i],
-            )
-            for i, (c, d) in enumerate(zip(chunks, p.drafts, strict=True))
-        ]
-        self.indexes.apply(user_id, generation, add=rows)
+        self.indexes.apply(user_id, generation, add=_index_rows(doc, chunks, p.drafts, vectors))
         self.cache.drop_user(user_id)
         return document_out(doc)
+
+    def _store_many(
+        self, user_id: str, items: list[tuple[_Prepared, Any]]
+    ) -> list[DocumentOut] | None:
+        """One transaction and one index update for a batch (None: it raced a duplicate)."""
+        result = self.store.insert_many(user_id, [(p.new, p.drafts, v) for p, v in items])
+        if result is None:
+            return None
+        rows, generation = result
+        index_rows = [
+            row
+            for (doc, chunks), (p, vectors) in zip(rows, items, strict=True)
+            for row in _index_rows(doc, chunks, p.drafts, vectors)
+        ]
+        self.indexes.apply(user_id, generation, add=index_rows)
+        self.cache.drop_user(user_id)
+        return [document_out(doc) for doc, _ in rows]
 
     # ---- documents ----------------------------------------------------------------------
     async def list_documents(
@@ -414,3 +418,22 @@ def _ts(value: datetime | None) -> float | None:
 def _first_words(text: str, n: int = 8) -> str:
     words = text.split()
     return " ".join(words[:n]) + ("…" if len(words) > n else "")
+
+
+def _index_rows(
+    doc: Document, chunks: list[Chunk], drafts: list[ChunkDraft], vectors: Any
+) -> list[IndexRow]:
+    when = date_ts(doc.doc_date or doc.created_at)
+    return [
+        IndexRow(
+            c.id,
+            doc.id,
+            doc.collection,
+            doc.source,
+            when,
+            tuple(d.speakers),
+            embed_text(c),
+            vectors[i],
+        )
+        for i, (c, d) in enumerate(zip(chunks, drafts, strict=True))
+    ]

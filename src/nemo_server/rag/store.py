@@ -108,37 +108,7 @@ class RagStore:
 
         (existing, [], None) when an identical document won a race.
         """
-        doc = Document(
-            id=uuid.uuid4().hex,
-            user_id=new.user_id,
-            collection=new.collection,
-            title=new.title,
-            source=new.source,
-            kind=new.kind,
-            filename=new.filename,
-            content_hash=new.content_hash,
-            metadata_json=json.dumps(new.metadata),
-            doc_date=new.doc_date,
-            created_at=datetime.now(UTC),
-            chunk_count=len(drafts),
-            char_count=new.char_count,
-        )
-        chunks = [
-            Chunk(
-                document_id=doc.id,
-                user_id=new.user_id,
-                ordinal=i,
-                text=d.text,
-                heading=d.heading,
-                page_start=d.page_start,
-                page_end=d.page_end,
-                start_s=d.start_s,
-                end_s=d.end_s,
-                speakers=json.dumps(d.speakers) if d.speakers else None,
-                embedding=vectors[i].astype(np.float32).tobytes(),
-            )
-            for i, d in enumerate(drafts)
-        ]
+        doc, chunks = _rows(new, drafts, vectors)
         self._ensure_generation_row(new.user_id)
         try:
             with self.db.session() as s:
@@ -153,6 +123,27 @@ class RagStore:
                 raise
             return existing, [], None
         return doc, chunks, generation
+
+    def insert_many(
+        self, user_id: str, items: list[tuple[NewDocument, list[ChunkDraft], np.ndarray]]
+    ) -> tuple[list[tuple[Document, list[Chunk]]], int] | None:
+        """Store several documents of one user in one transaction (one generation step).
+
+        None when any of them collides with a document stored meanwhile (the transaction is
+        rolled back: the caller stores them one by one instead).
+        """
+        rows = [_rows(new, drafts, vectors) for new, drafts, vectors in items]
+        self._ensure_generation_row(user_id)
+        try:
+            with self.db.session() as s:
+                s.add_all([doc for doc, _ in rows])
+                s.flush()
+                s.add_all([c for _, chunks in rows for c in chunks])
+                s.flush()
+                generation = self._bump(s, user_id)
+        except IntegrityError:
+            return None
+        return rows, generation
 
     def list_documents(
         self, user_id: str, collection: str | None, limit: int, offset: int
@@ -269,3 +260,40 @@ def date_ts(value: datetime) -> float:
     if value.tzinfo is None:  # SQLite hands back naive datetimes; they were stored as UTC
         value = value.replace(tzinfo=UTC)
     return value.timestamp()
+
+
+def _rows(
+    new: NewDocument, drafts: list[ChunkDraft], vectors: np.ndarray
+) -> tuple[Document, list[Chunk]]:
+    doc = Document(
+        id=uuid.uuid4().hex,
+        user_id=new.user_id,
+        collection=new.collection,
+        title=new.title,
+        source=new.source,
+        kind=new.kind,
+        filename=new.filename,
+        content_hash=new.content_hash,
+        metadata_json=json.dumps(new.metadata),
+        doc_date=new.doc_date,
+        created_at=datetime.now(UTC),
+        chunk_count=len(drafts),
+        char_count=new.char_count,
+    )
+    chunks = [
+        Chunk(
+            document_id=doc.id,
+            user_id=new.user_id,
+            ordinal=i,
+            text=d.text,
+            heading=d.heading,
+            page_start=d.page_start,
+            page_end=d.page_end,
+            start_s=d.start_s,
+            end_s=d.end_s,
+            speakers=json.dumps(d.speakers) if d.speakers else None,
+            embedding=vectors[i].astype(np.float32).tobytes(),
+        )
+        for i, d in enumerate(drafts)
+    ]
+    return doc, chunks
