@@ -115,6 +115,17 @@ def observe(app: Any, asr: TimedAsr) -> list[Unit]:
     return units
 
 
+class FreshToken(httpx.Auth):
+    """A new internal token (as the gateway mints) per request: one outlives the run."""
+
+    def __init__(self, common: CommonSettings) -> None:
+        self.common = common
+
+    def auth_flow(self, request: httpx.Request) -> Any:
+        request.headers.update(internal_headers(self.common, ALICE))
+        yield request
+
+
 class Bench:
     """One transcription service (one chunk size) on the shared coordinator."""
 
@@ -122,8 +133,7 @@ class Bench:
         self, server: ServerThread, asr: TimedAsr, units: list[Unit], common: Any, chunk_s: float
     ) -> None:
         self.server, self.asr, self.units, self.chunk_s = server, asr, units, chunk_s
-        self.headers = internal_headers(common, ALICE)
-        self.http = httpx.AsyncClient(base_url=server.url, headers=self.headers, timeout=120)
+        self.http = httpx.AsyncClient(base_url=server.url, auth=FreshToken(common), timeout=120)
 
     async def submit(self, audio: np.ndarray) -> str:
         files = {"file": ("talk.wav", wav_bytes(audio), "audio/wav")}
