@@ -101,3 +101,26 @@ def test_backend_is_selected_by_the_redis_url(
     assert not isinstance(
         build_backend(CoordinatorSettings(common=common_settings), CONFIG), RedisLeaseBackend
     )
+
+
+async def test_a_change_committed_while_a_long_poll_reads_is_not_slept_through(
+    redis_url: str,
+) -> None:
+    """A long poll reads (a round trip), then waits for the next change. A change another
+    replica committed during that read once went unnoticed until the next poll (`poll_s`)."""
+    a = RedisLeaseBackend(redis_url, CONFIG, key="test:gpu", poll_s=0.25)
+    b = RedisLeaseBackend(redis_url, CONFIG, key="test:gpu", poll_s=60.0)
+    try:
+        await b.wait_change(0.0)  # starts b's pub/sub listener
+        await asyncio.sleep(0.3)  # (subscribed)
+        seen = b.changes  # b "reads" now...
+        await a.acquire("fg", "foreground", 100, 10.0)  # ...while a commits
+        for _ in range(100):
+            if b.changes != seen:
+                break
+            await asyncio.sleep(0.05)
+        # b now waits for a change after its read: it already came, so no 60 s sleep
+        await asyncio.wait_for(b.wait_change(60.0, since=seen), timeout=5)
+    finally:
+        await a.aclose()
+        await b.aclose()

@@ -43,8 +43,18 @@ class LeaseBackend(Protocol):
 
     async def status(self) -> dict[str, Any]: ...
 
-    async def wait_change(self, wait_s: float) -> None:
-        """Return when the state may have changed, or after `wait_s` seconds."""
+    @property
+    def changes(self) -> int:
+        """How many wake-ups so far: read it before a read, pass it to `wait_change`."""
+        ...
+
+    async def wait_change(self, wait_s: float, since: int | None = None) -> None:
+        """Return when the state may have changed, or after `wait_s` seconds.
+
+        With `since` (`changes` as it was before the caller's last read), return at once if a
+        change came after that: on Redis a read takes a round trip, and a change committed
+        meanwhile would otherwise be slept through until the next poll.
+        """
         ...
 
     async def aclose(self) -> None: ...
@@ -69,10 +79,15 @@ class MemoryLeaseBackend:
         self.on_event = on_event
         self._lock = threading.Lock()
         self._waiters: set[asyncio.Future[None]] = set()
+        self._changes = 0
 
     @property
     def budget_mb(self) -> int:
         return self.state.config.budget_mb
+
+    @property
+    def changes(self) -> int:
+        return self._changes
 
     def _apply(self, op: Callable[..., Any], *args: Any, writes: bool = False) -> Any:
         """Apply one operation; wake long polls if it may have changed what they wait for.
@@ -98,6 +113,7 @@ class MemoryLeaseBackend:
         return with_now(result, now) if isinstance(result, dict) and "id" in result else result
 
     def _notify(self) -> None:
+        self._changes += 1
         waiters, self._waiters = self._waiters, set()
         for fut in waiters:
             loop = fut.get_loop()
@@ -131,9 +147,11 @@ class MemoryLeaseBackend:
     async def status(self) -> dict[str, Any]:
         return self._apply(self.state.status)
 
-    async def wait_change(self, wait_s: float) -> None:
+    async def wait_change(self, wait_s: float, since: int | None = None) -> None:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.add(fut)
+        if since is not None and since != self._changes:
+            fut.set_result(None)  # changed since the caller's read
         try:
             # asyncio.wait, not wait_for or timeout(): on 3.11 those can swallow a cancellation
             # that races with the wake-up or the timer, leaving a cancelled task running.
@@ -163,12 +181,14 @@ async def wait_view(
     seen even when nothing else changes the state.
     """
     deadline = time.monotonic() + max(0.0, wait_s)
+    seen = backend.changes  # before the read: a change during the read is not slept through
     view = await fetch()
     since = view.get("now")  # the state's clock when this wait began (see `since` in views)
     while not done(view):
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             break
-        await backend.wait_change(min(remaining, poll_s))
+        await backend.wait_change(min(remaining, poll_s), since=seen)
+        seen = backend.changes
         view = await fetch()
     return {**view, "since": since}

@@ -88,6 +88,7 @@ class CoordinatorService:
         """
         last: tuple[Any, ...] | None = None
         while True:
+            seen = self.backend.changes
             view = await self.backend.get(lease_id)
             key = (view["state"], view["token"], view["preempt_requested"])
             if key != last:
@@ -98,7 +99,7 @@ class CoordinatorService:
                 yield kind, view
             if view["state"] in ENDED:
                 return
-            await self.backend.wait_change(1.0)
+            await self.backend.wait_change(1.0, since=seen)
 
     async def status(self) -> dict[str, Any]:
         """Leases, queue, budget and per-holder figures."""

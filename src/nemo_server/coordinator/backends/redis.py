@@ -71,6 +71,7 @@ class RedisLeaseBackend:
         self._seen_state = False
         self.channel = f"{key}:changed"
         self._change: asyncio.Future[None] | None = None
+        self._changes = 0
         self._listener: asyncio.Task[None] | None = None
 
     @property
@@ -157,7 +158,12 @@ class RedisLeaseBackend:
     async def status(self) -> dict[str, Any]:
         return await self._apply(lambda s, now: s.status(now))
 
+    @property
+    def changes(self) -> int:
+        return self._changes
+
     def _wake(self) -> None:
+        self._changes += 1
         fut, self._change = self._change, None
         if fut is not None and not fut.done():
             fut.set_result(None)
@@ -176,9 +182,11 @@ class RedisLeaseBackend:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
 
-    async def wait_change(self, wait_s: float) -> None:
+    async def wait_change(self, wait_s: float, since: int | None = None) -> None:
         if self._listener is None:
             self._listener = asyncio.create_task(self._listen(), name="gpu-redis-changes")
+        if since is not None and since != self._changes:
+            return  # a change came while the caller was reading (a round trip): read again
         if self._change is None:
             self._change = asyncio.get_running_loop().create_future()
         # asyncio.wait never swallows a cancellation (wait_for and timeout() can, on 3.11)
