@@ -33,7 +33,10 @@ class RagSettings(ServiceSettings):
         default="auto", description="`auto` (CUDA when present, else CPU), `cpu` or `cuda[:N]`."
     )
     query_threads: int = Field(
-        default=1, ge=1, le=64, description="CPU threads encoding a query (up to 8 texts: its sentences)."
+        default=1,
+        ge=1,
+        le=64,
+        description="CPU threads encoding a query (up to 8 texts: its sentences).",
     )
     query_engine: Literal["onnx", "torch"] = Field(
         default="onnx",

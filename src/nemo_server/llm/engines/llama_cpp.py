@@ -64,6 +64,11 @@ class LlamaCppModel:
         self._lib = llama_cpp
         model_params = llama_cpp.llama_model_default_params()
         model_params.n_gpu_layers = -1 if options.gpu else 0
+        if not options.gpu and not extra_buffers_safe():
+            log.info(
+                "%s: K-quant weights on an AMX CPU, served without repacked buffers", spec.name
+            )
+            model_params.use_extra_bufts = False
         self._model = LlamaModel(path_model=str(spec.path), params=model_params, verbose=False)
         self.n_slots = max(1, options.n_slots)
         self.n_ctx = min(options.ctx_per_slot, self._model.n_ctx_train())
@@ -162,6 +167,18 @@ class LlamaCppModel:
         self._scheduler.close()
         self._ctx.close()
         self._model.close()
+
+
+def extra_buffers_safe() -> bool:
+    """Whether llama.cpp may move this model's weights into its CPU "extra" buffers.
+
+    On a CPU with AMX, llama.cpp puts supported weights into AMX buffers, and on this project's
+    Sapphire Rapids machines its AMX matrix multiply crashes the process (SIGSEGV at the first
+    decode) for every model tried: Gemma 3 Q4_K_M, SmolLM2 Q4_1 and its Q4_0 copy; upstream
+    reports the same (ggml-org/llama.cpp#20824). There the weights stay in plain CPU buffers,
+    which also gives up the Q4_0 interleaved repack (slower batched decoding, but correct).
+    """
+    return b"AMX_INT8 = 1" not in _init_backend().llama_print_system_info()
 
 
 def estimate_vram_for(spec: ModelSpec, options: EngineOptions) -> int:
