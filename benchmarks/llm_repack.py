@@ -34,6 +34,7 @@ from typing import Any
 import httpx
 import numpy as np
 
+from _raw_llama import raw_llama
 from _servers import free_port, python, start
 from llm_throughput import _concurrent
 
@@ -74,9 +75,8 @@ def _cpu_s(pid: int) -> float:
 
 def _quality(path: Path, threads: int, reference: np.ndarray | None) -> tuple[dict[str, Any], Any]:
     """Perplexity of TEXT, and KL / top-1 agreement against `reference` log-probabilities."""
-    import llama_cpp
 
-    llm = llama_cpp.Llama(
+    llm = raw_llama(
         model_path=str(path),
         n_ctx=1024,
         n_batch=1024,

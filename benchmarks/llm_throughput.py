@@ -29,6 +29,7 @@ from typing import Any
 
 import httpx
 
+from _raw_llama import raw_llama
 from _servers import ADMIN_PASSWORD, free_port, gateway_env, python, start
 
 PROMPTS = [
@@ -246,7 +247,7 @@ def main() -> None:
         for name in modes:
             loop.run_until_complete(_service_run(clients[name], urls[name], PROMPTS[0], 8, 0))
         model_file = _served_file(work / "data", args.repack)
-        raw = llama_cpp.Llama(
+        raw = raw_llama(
             model_path=str(model_file),
             n_ctx=1024,
             n_threads=args.threads,
