@@ -212,6 +212,7 @@ class RagService:
             **memory.stats(),
             "embedding_model": self.embedder.name,
             "device": self.embedder.device,
+            "query_engine": self.embedder.query_backend,
             "fusion": self.settings.fusion,
         }
 

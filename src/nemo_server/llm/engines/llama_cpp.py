@@ -65,9 +65,7 @@ class LlamaCppModel:
         model_params = llama_cpp.llama_model_default_params()
         model_params.n_gpu_layers = -1 if options.gpu else 0
         if not options.gpu and not extra_buffers_safe():
-            log.info(
-                "%s: K-quant weights on an AMX CPU, served without repacked buffers", spec.name
-            )
+            log.warning("%s: AMX CPU, weights kept in plain buffers (llama.cpp#20824)", spec.name)
             model_params.use_extra_bufts = False
         self._model = LlamaModel(path_model=str(spec.path), params=model_params, verbose=False)
         self.n_slots = max(1, options.n_slots)

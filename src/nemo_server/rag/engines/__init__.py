@@ -16,6 +16,7 @@ class Embedder(Protocol):
     name: str
     dim: int
     device: str
+    query_backend: str  # what embeds queries: "onnx", "torch" (or a fake's name)
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Vectors of shape (len(texts), dim), float32, unit length."""

@@ -16,6 +16,7 @@ class HashEmbedder:
 
     name = "hash-embedder"
     device = "cpu"
+    query_backend = "hash"
 
     def __init__(self, dim: int = 256) -> None:
         self.dim = dim
