@@ -153,3 +153,12 @@ def test_queries_run_on_onnx_with_the_torch_vectors_and_the_export_is_kept(
     healed = MiniLMEmbedder(device="cpu", onnx_cache_dir=tmp_path)
     assert healed.query_backend == "onnx"
     assert np.min(np.sum(healed.encode(queries) * torch_vectors, axis=1)) > 0.999
+
+
+def test_queries_fall_back_to_torch_when_the_export_cannot_be_written(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should go")
+    embedder = MiniLMEmbedder(device="cpu", onnx_cache_dir=blocker / "onnx")
+    assert embedder.query_backend == "torch"
+    vector = embedder.encode([BOB_CANARY])
+    assert vector.shape == (1, embedder.dim) and abs(float(np.linalg.norm(vector)) - 1) < 1e-4

@@ -55,19 +55,22 @@ def export(transformer: Any, tokenizer: Any, target: Path) -> None:
     dynamic = {0: "batch", 1: "tokens"}
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     partial = target.with_suffix(f".{os.getpid()}.part")
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tracer notes on shape checks the probe re-verifies
-        torch.onnx.export(
-            _Hidden(transformer.eval()),
-            tuple(sample[name] for name in _INPUTS),
-            str(partial),
-            input_names=list(_INPUTS),
-            output_names=["hidden"],
-            dynamic_axes={**{name: dynamic for name in _INPUTS}, "hidden": dynamic},
-            opset_version=17,
-            dynamo=False,
-        )
-    partial.replace(target)
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer notes on shape checks the probe re-verifies
+            torch.onnx.export(
+                _Hidden(transformer.eval()),
+                tuple(sample[name] for name in _INPUTS),
+                str(partial),
+                input_names=list(_INPUTS),
+                output_names=["hidden"],
+                dynamic_axes={**{name: dynamic for name in _INPUTS}, "hidden": dynamic},
+                opset_version=17,
+                dynamo=False,
+            )
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)  # a failed export leaves nothing behind
 
 
 class OnnxQueryEncoder:
