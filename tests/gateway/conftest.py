@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from nemo_server.common.services import SERVICES
 from nemo_server.common.settings import CommonSettings
+from nemo_server.common.testing import free_port
 from nemo_server.gateway.app import create_app
 from nemo_server.gateway.settings import GatewaySettings
 
@@ -19,6 +21,10 @@ ADMIN_PASSWORD = "admin-password-123"
 def gateway_settings(common_settings: CommonSettings) -> GatewaySettings:
     common_settings.secrets_dir.mkdir(parents=True, exist_ok=True)
     (common_settings.secrets_dir / "admin_password").write_text(ADMIN_PASSWORD)
+    # Upstreams are down unless a test starts one: a port nothing listens on, not the seed
+    # ports, where a platform the developer is running would answer instead.
+    closed = f"http://127.0.0.1:{free_port()}"
+    common_settings.service_urls = {name: closed for name in SERVICES if name != "gateway"}
     return GatewaySettings(
         common=common_settings, rate_limit_per_minute=6000, rate_limit_burst=1000
     )

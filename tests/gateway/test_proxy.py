@@ -81,7 +81,7 @@ def routed(
     upstream: ServerThread, gateway_settings: GatewaySettings, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[TestClient]:
     urls = {name: upstream.url for name in ("llm", "transcription")}
-    gateway_settings.common.service_urls = urls
+    gateway_settings.common.service_urls = {**gateway_settings.common.service_urls, **urls}
     with TestClient(create_app(gateway_settings)) as client:
         yield client
 
