@@ -37,13 +37,13 @@ import httpx
 
 from nemo_server.common.auth import InternalTokenCodec
 from nemo_server.common.gpu import (
-    HttpLeaseClient,
     Lease,
     LeaseClient,
     LocalLeaseClient,
     Priority,
     run_preemptible,
 )
+from nemo_server.common.gpu_http import HttpLeaseClient
 
 BUDGET, BG_MB, FG_MB = 1000, 800, 500
 

@@ -42,7 +42,8 @@ import httpx
 import numpy as np
 
 from nemo_server.common.auth import InternalTokenCodec
-from nemo_server.common.gpu import HttpLeaseClient, LeaseClient, Priority
+from nemo_server.common.gpu import LeaseClient, Priority
+from nemo_server.common.gpu_http import HttpLeaseClient
 from nemo_server.common.settings import CommonSettings
 from nemo_server.common.testing import ALICE, ServerThread, internal_headers
 from nemo_server.transcription.app import create_app

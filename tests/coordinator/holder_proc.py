@@ -15,7 +15,8 @@ import time
 from typing import Any
 
 from nemo_server.common.errors import NemoError, ServiceUnavailable
-from nemo_server.common.gpu import HttpLeaseClient, Lease, LeaseLost
+from nemo_server.common.gpu import Lease, LeaseLost
+from nemo_server.common.gpu_http import HttpLeaseClient
 from nemo_server.common.settings import CommonSettings
 
 stop = asyncio.Event()

@@ -9,7 +9,8 @@ import httpx
 import pytest
 
 from nemo_server.common.errors import Conflict, ServiceUnavailable
-from nemo_server.common.gpu import HttpLeaseClient, Lease, LeaseLost, Priority, run_preemptible
+from nemo_server.common.gpu import Lease, LeaseLost, Priority, run_preemptible
+from nemo_server.common.gpu_http import HttpLeaseClient
 from nemo_server.common.testing import ServerThread, free_port, internal_headers
 from nemo_server.coordinator.settings import CoordinatorSettings
 

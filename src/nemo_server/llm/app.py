@@ -63,7 +63,7 @@ def create_app(
         manager = ModelManager(settings, catalog, backend, lease_client=lease_client)
         own_client = None
         if lease_client is None and await run_in_threadpool(manager.use_gpu):
-            from nemo_server.common.gpu import HttpLeaseClient
+            from nemo_server.common.gpu_http import HttpLeaseClient
 
             own_client = HttpLeaseClient.for_settings(settings.common, app.state.internal_codec)
             manager.lease_client = own_client

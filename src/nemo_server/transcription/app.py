@@ -11,7 +11,8 @@ from starlette.concurrency import run_in_threadpool
 
 from nemo_server.common.app import create_service_app
 from nemo_server.common.db import Database, open_service_database
-from nemo_server.common.gpu import HttpLeaseClient, LeaseClient, LocalLeaseClient
+from nemo_server.common.gpu import LeaseClient, LocalLeaseClient
+from nemo_server.common.gpu_http import HttpLeaseClient
 from nemo_server.transcription.engines import (
     AsrEngine,
     DiarizationEngine,
