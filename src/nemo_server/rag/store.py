@@ -108,21 +108,14 @@ class RagStore:
 
         (existing, [], None) when an identical document won a race.
         """
-        doc, chunks = _rows(new, drafts, vectors)
-        self._ensure_generation_row(new.user_id)
-        try:
-            with self.db.session() as s:
-                s.add(doc)
-                s.flush()
-                s.add_all(chunks)
-                s.flush()
-                generation = self._bump(s, new.user_id)
-        except IntegrityError:
-            existing = self.find_duplicate(new.user_id, new.collection, new.content_hash)
-            if existing is None:
-                raise
-            return existing, [], None
-        return doc, chunks, generation
+        result = self.insert_many(new.user_id, [(new, drafts, vectors)])
+        if result is not None:
+            [(doc, chunks)], generation = result
+            return doc, chunks, generation
+        existing = self.find_duplicate(new.user_id, new.collection, new.content_hash)
+        if existing is None:  # a constraint other than the duplicate check failed
+            raise RuntimeError(f"document {new.title!r} could not be stored (integrity error)")
+        return existing, [], None
 
     def insert_many(
         self, user_id: str, items: list[tuple[NewDocument, list[ChunkDraft], np.ndarray]]
